@@ -2,7 +2,11 @@
 (``metapool.models``), cross-checked by ``metapool.validation``."""
 
 from metapool.data import MetaData
+from metapool.io import read_csv
+from metapool import datasets
+from metapool import priors
 
 __version__ = "0.1.0"
 
 __all__ = ["MetaData", "__version__"]
+__all__ += ["read_csv", "datasets"]

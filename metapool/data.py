@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = ["MetaData"]
 
@@ -27,11 +30,28 @@ def _as_float_vector(values: ArrayLike, column: str, labels: Sequence[str] | Non
             try:
                 float(v)
             except (TypeError, ValueError):
+                if _is_missing(v):
+                    continue
                 who = labels[i] if labels is not None and i < len(labels) else str(i + 1)
                 raise ValueError(
-                    f"column {column!r}, study {who!r} (row {i + 1}): value {v!r} is not a number"
+                    f"column {column!r}, study {who!r} (row {i + 1}): value {_show(v)} is not a number"
                 ) from None
-        raise
+        return np.array([np.nan if _is_missing(v) else float(v) for v in raw], dtype=float)
+
+
+def _show(v: Any) -> str:
+    """A value as written in error messages: numpy scalars as plain Python numbers (``nan``, ``-0.1``)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    return repr(v)
+
+
+def _is_missing(v: Any) -> bool:
+    """True for scalar missing markers (None, NaN, pandas.NA, NaT)."""
+    try:
+        return bool(v is None or v != v)
+    except (TypeError, ValueError):  # pandas.NA refuses bool()
+        return True
 
 
 def _check_finite(a: np.ndarray, column: str, labels: Sequence[str]) -> None:
@@ -41,7 +61,7 @@ def _check_finite(a: np.ndarray, column: str, labels: Sequence[str]) -> None:
         what = "missing (NaN)" if np.isnan(a[i]) else "infinite"
         more = f" (and {bad.size - 1} more)" if bad.size > 1 else ""
         raise ValueError(
-            f"column {column!r}, study {labels[i]!r} (row {i + 1}): value {a[i]!r} is {what}{more}"
+            f"column {column!r}, study {labels[i]!r} (row {i + 1}): value {_show(a[i])} is {what}{more}"
         )
 
 
@@ -63,6 +83,13 @@ class MetaData:
         Names of the columns of ``X`` as the formula library writes them.
     name : str, optional
         A short description (the dataset or file name).
+    covariates : pandas.DataFrame, optional
+        The raw covariate columns ``X`` was built from (one row per study), if any.
+    formula : str, optional
+        The covariate formula ``X`` was built from, e.g. ``"~ ablat + year"``.
+    model_spec : formulaic.ModelSpec, optional
+        The formula library's spec that built ``X``; :meth:`design_row` uses it to encode the
+        covariates of a new study.
 
     Notes
     -----
@@ -78,13 +105,14 @@ class MetaData:
     name: str | None = None
     covariates: "object | None" = field(default=None, repr=False)  # the covariate table (pandas) used to build X, if any
     formula: str | None = None
+    model_spec: "object | None" = field(default=None, repr=False)  # formulaic ModelSpec that built X, if any
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "y", _readonly(self.y))
         object.__setattr__(self, "se", _readonly(self.se))
         object.__setattr__(self, "X", _readonly(np.atleast_2d(np.asarray(self.X, dtype=float))))
-        object.__setattr__(self, "labels", tuple(str(s) for s in self.labels))
-        object.__setattr__(self, "coef_names", tuple(str(s) for s in self.coef_names))
+        object.__setattr__(self, "labels", tuple(map(str, self.labels)))
+        object.__setattr__(self, "coef_names", tuple(map(str, self.coef_names)))
         _validate(self)
 
     # ------------------------------------------------------------------ shape
@@ -123,17 +151,57 @@ class MetaData:
 
     # ------------------------------------------------------------ transforms
     def subset(self, keep: ArrayLike) -> "MetaData":
-        """Return the studies selected by a boolean mask or index array (used for leave-one-out)."""
+        """Return the studies selected by a boolean mask or index array (used for leave-one-out).
+
+        The covariate table and the formula's model spec are carried along, so
+        :meth:`design_row` still encodes new studies exactly as the full data did.
+        """
         idx = np.arange(self.J)[np.asarray(keep)]
+        table = None if self.covariates is None else self.covariates.iloc[idx].reset_index(drop=True)
         return MetaData(
             y=self.y[idx], se=self.se[idx], labels=tuple(self.labels[i] for i in idx),
-            X=self.X[idx], coef_names=self.coef_names, name=self.name, formula=self.formula,
+            X=self.X[idx], coef_names=self.coef_names, name=self.name, covariates=table,
+            formula=self.formula, model_spec=self.model_spec,
         )
 
     def with_effects(self, y: ArrayLike) -> "MetaData":
         """Same design and standard errors with new effects (simulation studies, SBC)."""
         return MetaData(y=np.asarray(y, float), se=self.se, labels=self.labels, X=self.X,
-                        coef_names=self.coef_names, name=self.name, formula=self.formula)
+                        coef_names=self.coef_names, name=self.name, covariates=self.covariates,
+                        formula=self.formula, model_spec=self.model_spec)
+
+    def design_row(self, values: Mapping[str, Any] | ArrayLike | None = None) -> np.ndarray:
+        """Covariate row ``x_new`` of a new study, in the columns of ``X``.
+
+        Parameters
+        ----------
+        values : dict or array_like or None, optional
+            ``None`` (default): the mean row of ``X`` (:attr:`x_mean`). A dict of raw covariate
+            values, e.g. ``{"ablat": 30}`` or ``{"alloc": "random", "ablat": 30}``: encoded by the
+            stored formula's model spec exactly as the studies were (categorical levels,
+            stateful transforms); without a formula the keys are the coefficient names and
+            ``Intercept`` defaults to 1. An array of length ``p``: taken as the row itself.
+
+        Returns
+        -------
+        ndarray, shape (p,)
+
+        Raises
+        ------
+        ValueError
+            Unknown or missing covariates, an unseen category level, or a row of the wrong length.
+        """
+        if values is None:
+            return self.x_mean.copy()
+        if not isinstance(values, Mapping):
+            row = np.asarray(values, dtype=float).ravel()
+            if row.shape != (self.p,) or not np.all(np.isfinite(row)):
+                raise ValueError(f"new-study covariate row must be {self.p} finite numbers "
+                                 f"for {list(self.coef_names)}; got {values!r}")
+            return row
+        from metapool.io import design_row_from_values
+
+        return design_row_from_values(self, values)
 
     # ---------------------------------------------------------- constructors
     @classmethod
@@ -176,35 +244,11 @@ class MetaData:
         ValueError
             Naming the column, the study and the value of the first bad entry.
         """
-        if (se is None) == (variance is None):
-            raise ValueError("give exactly one of 'se' (standard errors) and 'variance' (sampling variances)")
-        n_y = np.size(y)
-        if labels is None:
-            labels = [str(i + 1) for i in range(n_y)]
-        labels = [str(s) for s in labels]
-        yv = _as_float_vector(y, "effect", labels)
-        if se is not None:
-            sv = _as_float_vector(se, "se", labels)
-            col = "se"
-        else:
-            vv = _as_float_vector(variance, "variance", labels)
-            col = "variance"
-        lengths = {"effect": yv.size, col: (sv if se is not None else vv).size, "labels": len(labels)}
+        labels = _default_labels(np.size(y)) if labels is None else list(map(str, labels))
+        x_rows = None
         if X is not None:
-            lengths["X (rows)"] = np.atleast_2d(np.asarray(X)).shape[0] if np.ndim(X) > 1 else np.size(X)
-        if len(set(lengths.values())) != 1:
-            raise ValueError("length mismatch: " + ", ".join(f"{k} has {v}" for k, v in lengths.items()))
-        if se is None:
-            _check_finite(vv, "variance", labels)
-            bad = np.flatnonzero(vv <= 0)
-            if bad.size:
-                i = int(bad[0])
-                kind = "negative" if vv[i] < 0 else "zero"
-                raise ValueError(
-                    f"column 'variance', study {labels[i]!r} (row {i + 1}): value {vv[i]!r} is {kind}; "
-                    "sampling variances must be > 0"
-                )
-            sv = np.sqrt(vv)
+            x_rows = np.atleast_2d(np.asarray(X)).shape[0] if np.ndim(X) > 1 else np.size(X)
+        yv, sv = effects_and_se(y, se, variance, labels, x_rows=x_rows)
         if X is None:
             Xa = np.ones((yv.size, 1))
             names = ("Intercept",) if coef_names is None else tuple(coef_names)
@@ -214,6 +258,105 @@ class MetaData:
                 Xa = Xa[:, None]
             names = tuple(coef_names) if coef_names is not None else tuple(f"x{k + 1}" for k in range(Xa.shape[1]))
         return cls(y=yv, se=sv, labels=tuple(labels), X=Xa, coef_names=names, name=name)
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        df: "pandas.DataFrame",
+        effect: str,
+        se: str | None = None,
+        variance: str | None = None,
+        label: str | None = None,
+        covariates: str | Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> "MetaData":
+        """Build from the columns of a pandas DataFrame.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            One row per study, in the order kept by the result.
+        effect : str
+            Column of effects (e.g. ``"X_beta"`` in the original analysis's file).
+        se, variance : str, optional
+            Column of standard errors or of sampling variances; give exactly one.
+        label : str, optional
+            Column of unique study labels (converted to str); default ``"1".."J"``.
+        covariates : str or list of str, optional
+            A formula such as ``"~ ablat + year"``, ``"~ 0 + drug"`` or ``"~ ablat + alloc"``,
+            evaluated by formulaic (text columns expanded to indicator columns, a ``0`` drops
+            the intercept; coefficient names as formulaic writes them: ``Intercept``,
+            ``alloc[T.random]``, ``drug[A]``), or a list of numeric columns (an intercept plus
+            those columns). Default: the single ``Intercept`` column.
+        name : str, optional
+            Description of the data.
+
+        Returns
+        -------
+        MetaData
+            With ``covariates`` (the covariate columns used), ``formula`` and ``model_spec``
+            stored, so that :meth:`design_row` can encode a new study.
+
+        Raises
+        ------
+        ValueError
+            Naming the column, the study (label and row) and the value: a column that does not
+            exist (the available ones are listed), missing, infinite or non-numeric effects or
+            standard errors, standard errors <= 0, variances <= 0, duplicate or missing labels,
+            fewer than 2 studies, missing covariate values (never dropped), constant or collinear
+            covariates.
+
+        Notes
+        -----
+        Rows are neither dropped, clipped nor reordered: study ``j`` of the result is row ``j``.
+        """
+        from metapool.io import frame_to_metadata
+
+        return frame_to_metadata(df, effect=effect, se=se, variance=variance, label=label,
+                                 covariates=covariates, name=name)
+
+
+def _default_labels(n: int) -> list[str]:
+    """Labels ``"1".."n"`` (CONVENTIONS.md)."""
+    return list(map(str, range(1, n + 1)))
+
+
+_ROLES = {"effect": "effect", "se": "se", "variance": "variance"}
+
+
+def effects_and_se(
+    y: ArrayLike,
+    se: ArrayLike | None,
+    variance: ArrayLike | None,
+    labels: Sequence[str],
+    columns: Mapping[str, str] | None = None,
+    x_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parse and check effects and standard errors (or variances); return ``(y, se)`` as floats.
+
+    ``columns`` maps the roles ``effect``, ``se``, ``variance`` to the names used in messages
+    (the user's column names when reading a table).
+    """
+    cols = {**_ROLES, **(columns or {})}
+    if (se is None) == (variance is None):
+        raise ValueError("give exactly one of 'se' (standard errors) and 'variance' (sampling variances)")
+    role = "se" if se is not None else "variance"
+    yv = _as_float_vector(y, cols["effect"], labels)
+    sv = _as_float_vector(se if se is not None else variance, cols[role], labels)
+    lengths = {cols["effect"]: yv.size, cols[role]: sv.size, "labels": len(labels)}
+    if x_rows is not None:
+        lengths["X (rows)"] = x_rows
+    if len(set(lengths.values())) != 1:
+        raise ValueError("length mismatch: " + ", ".join(f"{k} has {v}" for k, v in lengths.items()))
+    _check_finite(yv, cols["effect"], labels)
+    _check_finite(sv, cols[role], labels)
+    bad = np.flatnonzero(sv <= 0)
+    if bad.size:
+        i = int(bad[0])
+        kind = "negative" if sv[i] < 0 else "zero"
+        must = "standard errors must be > 0" if role == "se" else "sampling variances must be > 0"
+        raise ValueError(f"column {cols[role]!r}, study {labels[i]!r} (row {i + 1}): value {_show(sv[i])} is {kind}; {must}")
+    return yv, (sv if role == "se" else np.sqrt(sv))
 
 
 def _validate(d: MetaData) -> None:
@@ -228,18 +371,19 @@ def _validate(d: MetaData) -> None:
         )
     if J < 2:
         raise ValueError(f"need at least 2 studies for a hierarchical model; got {J}")
-    seen: dict[str, int] = {}
-    for i, lab in enumerate(d.labels):
-        if lab in seen:
-            raise ValueError(f"column 'label': duplicate study label {lab!r} in rows {seen[lab] + 1} and {i + 1}")
-        seen[lab] = i
+    if len(set(d.labels)) != J:
+        seen: dict[str, int] = {}
+        for i, lab in enumerate(d.labels):
+            if lab in seen:
+                raise ValueError(f"column 'label': duplicate study label {lab!r} in rows {seen[lab] + 1} and {i + 1}")
+            seen[lab] = i
     _check_finite(d.y, "effect", d.labels)
     _check_finite(d.se, "se", d.labels)
     bad = np.flatnonzero(d.se <= 0)
     if bad.size:
         i = int(bad[0])
         raise ValueError(
-            f"column 'se', study {d.labels[i]!r} (row {i + 1}): value {d.se[i]!r} is not > 0; "
+            f"column 'se', study {d.labels[i]!r} (row {i + 1}): value {_show(d.se[i])} is not > 0; "
             "standard errors must be positive"
         )
     if len(d.coef_names) != d.X.shape[1]:
@@ -249,7 +393,7 @@ def _validate(d: MetaData) -> None:
         badx = np.flatnonzero(~np.isfinite(col))
         if badx.size:
             i = int(badx[0])
-            raise ValueError(f"covariate {nm!r}, study {d.labels[i]!r} (row {i + 1}): value {col[i]!r} is missing or infinite")
+            raise ValueError(f"covariate {nm!r}, study {d.labels[i]!r} (row {i + 1}): value {_show(col[i])} is missing or infinite")
     if d.X.shape[1] > J:
         raise ValueError(f"design has {d.X.shape[1]} columns but only {J} studies")
     _check_rank(d)
@@ -268,7 +412,7 @@ def _check_rank(d: MetaData) -> None:
     for k in range(X.shape[1]):
         if d.coef_names[k] != "Intercept" and np.ptp(X[:, k]) == 0 and (has_intercept or X.shape[1] > 1):
             raise ValueError(
-                f"covariate {d.coef_names[k]!r} is constant ({X[0, k]!r} in every study); it is collinear "
+                f"covariate {d.coef_names[k]!r} is constant ({_show(X[0, k])} in every study); it is collinear "
                 "with the intercept and cannot be estimated"
             )
     rank = np.linalg.matrix_rank(Xs)
