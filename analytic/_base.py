@@ -1,0 +1,366 @@
+"""Numpy-only building blocks of the exact engine: conditional posteriors given tau, quadrature rules
+and one-dimensional normal mixtures.
+
+Everything here works on plain arrays so it can be tested against closed forms in isolation;
+``metapool.analytic.posterior`` assembles it into the user-facing object.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable, NamedTuple
+
+import numpy as np
+from scipy import special
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+# Elements per temporary (nodes x studies) block: bounds memory for a million studies.
+BLOCK = 2_000_000
+
+
+# --------------------------------------------------------------------------- given tau
+class Conditional(NamedTuple):
+    """Everything that is normal given tau, at K values of tau.
+
+    Attributes
+    ----------
+    log_post : (K,) unnormalised log p(tau | y) without the prior term.
+    beta_hat : (K, p) posterior mean of beta given tau.
+    beta_cov : (K, p, p) posterior covariance A^-1 of beta given tau.
+    """
+
+    log_post: np.ndarray
+    beta_hat: np.ndarray
+    beta_cov: np.ndarray
+
+
+def chunks(n_rows: int, width: int) -> list[slice]:
+    """Row slices so that each (rows x width) temporary stays under BLOCK elements."""
+    step = max(1, BLOCK // max(1, width))
+    return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
+
+
+class Prepared(NamedTuple):
+    """Per-dataset quantities reused at every tau: effects centred at the fixed-effect fit,
+    products of design columns, and the prior shifted to the same centre."""
+
+    y_c: np.ndarray       # (J,) y - X beta_ref
+    se2: np.ndarray       # (J,)
+    XX: np.ndarray        # (J, p*p) row-wise outer products x_j x_j'
+    Xy: np.ndarray        # (J, p) x_j y_c_j
+    y2: np.ndarray        # (J,) y_c_j^2
+    beta_ref: np.ndarray  # (p,)
+    prec0: np.ndarray     # (p,)
+    mean0_c: np.ndarray   # (p,) prior mean minus beta_ref
+    p: int
+
+
+def prepare(y: np.ndarray, se2: np.ndarray, X: np.ndarray, prec0: np.ndarray, mean0: np.ndarray) -> Prepared:
+    """Centre y at the fixed-effect (tau = 0) estimate so every later quadratic form is a small residual.
+
+    The model is invariant under y -> y + X d, m0 -> m0 + d, so the centring changes no result;
+    it removes the cancellation in y'Wy - b'A^-1 b when y carries a large common shift.
+    """
+    w0 = 1.0 / se2
+    A0 = (X * w0[:, None]).T @ X
+    beta_ref = np.linalg.solve(A0, (X * w0[:, None]).T @ y)
+    y_c = y - X @ beta_ref
+    J, p = X.shape
+    XX = (X[:, :, None] * X[:, None, :]).reshape(J, p * p)
+    return Prepared(y_c, se2, XX, X * y_c[:, None], y_c * y_c, beta_ref, prec0, mean0 - beta_ref, p)
+
+
+def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
+                prec0: np.ndarray, mean0: np.ndarray, prepared: Prepared | None = None) -> Conditional:
+    """Conditional posterior of beta and the log marginal likelihood of tau (up to a constant).
+
+    Parameters
+    ----------
+    tau : (K,) between-study standard deviations (>= 0).
+    y, se2 : (J,) effects and sampling variances.
+    X : (J, p) design matrix.
+    prec0, mean0 : (p,) prior precision (0 = flat) and prior mean of beta.
+    prepared : Prepared, optional
+        The output of :func:`prepare` for these arguments (saves recomputing it).
+
+    Notes
+    -----
+    With v_j = s_j^2 + tau^2 and W = diag(1/v), A = X'WX + P0, b = X'Wy + P0 m0,
+    beta | tau, y ~ N(A^-1 b, A^-1) and
+
+        log p(y | tau) = -1/2 log|A| - 1/2 sum_j log v_j - 1/2 (y'Wy + m0'P0 m0 - b'A^-1 b)
+
+    up to a constant. y is first centred at the fixed-effect fit (see :func:`prepare`), so the
+    quadratic form is a difference of small numbers; the sums over studies are matrix products.
+    A is factored by Cholesky; log|A| is twice the sum of the log diagonal.
+
+    References
+    ----------
+    Gelman et al. (2013), Bayesian Data Analysis, 3rd ed., sec. 5.4.
+    Röver & Friede (2023), Comput. Methods Programs Biomed. 229:107303.
+    """
+    pr = prepare(y, se2, X, prec0, mean0) if prepared is None else prepared
+    tau = np.atleast_1d(np.asarray(tau, dtype=float))
+    K, J, p = tau.size, pr.se2.size, pr.p
+    out_lp = np.empty(K)
+    out_bh = np.empty((K, p))
+    out_cov = np.empty((K, p, p))
+    tau2 = tau * tau
+    P0 = np.diag(pr.prec0)
+    prior_b = pr.prec0 * pr.mean0_c
+    prior_q = float(pr.mean0_c @ (pr.prec0 * pr.mean0_c))
+    for sl in chunks(K, J):
+        v = pr.se2[None, :] + tau2[sl, None]                   # (k, J)
+        w = 1.0 / v
+        A = (w @ pr.XX).reshape(-1, p, p) + P0[None]
+        b = w @ pr.Xy + prior_b[None]
+        yWy = w @ pr.y2
+        L = np.linalg.cholesky(A)
+        bh = _cho_solve(L, b)
+        quad = yWy + prior_q - np.einsum("kp,kp->k", b, bh)
+        logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+        out_lp[sl] = -0.5 * (logdet + np.log(v).sum(axis=1) + quad)
+        out_bh[sl] = bh + pr.beta_ref[None]
+        out_cov[sl] = _cho_solve_mat(L, np.broadcast_to(np.eye(p), A.shape))
+    return Conditional(out_lp, out_bh, out_cov)
+
+
+def _cho_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve (L L') x = b for stacks of lower-triangular L (k, p, p) and b (k, p)."""
+    if L.shape[-1] == 1:
+        return b / (L[:, 0, 0, None] ** 2)
+    z = np.linalg.solve(L, b[..., None])
+    return np.linalg.solve(np.swapaxes(L, 1, 2), z)[..., 0]
+
+
+def _cho_solve_mat(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    if L.shape[-1] == 1:
+        return 1.0 / L**2
+    Z = np.linalg.solve(L, B)
+    return np.linalg.solve(np.swapaxes(L, 1, 2), Z)
+
+
+def theta_moments(tau: np.ndarray, cond: Conditional, y: np.ndarray, se2: np.ndarray,
+                  X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of theta_j | tau, y with beta integrated out, shape (K, J).
+
+    Notes
+    -----
+    With shrinkage weight w_j = tau^2 / (tau^2 + s_j^2):
+
+        E[theta_j | tau, y]   = w_j y_j + (1 - w_j) x_j' beta_hat
+        Var[theta_j | tau, y] = w_j s_j^2 + (1 - w_j)^2 x_j' A^-1 x_j
+    """
+    tau2 = np.asarray(tau, dtype=float)[:, None] ** 2
+    one_minus_w = se2[None, :] / (se2[None, :] + tau2)
+    fit = cond.beta_hat @ X.T
+    lev = np.einsum("jp,kpq,jq->kj", X, cond.beta_cov, X)
+    mean = y[None, :] - one_minus_w * (y[None, :] - fit)
+    var = (1.0 - one_minus_w) * se2[None, :] + one_minus_w**2 * lev
+    return mean, var
+
+
+# --------------------------------------------------------------------------- quadrature
+@lru_cache(maxsize=8)
+def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [-1, 1] (cached)."""
+    t, w = np.polynomial.legendre.leggauss(n)
+    t.setflags(write=False)
+    w.setflags(write=False)
+    return t, w
+
+
+class Rule(NamedTuple):
+    """A composite Gauss-Legendre rule on panels of a coordinate x (here x = log tau or tau).
+
+    Attributes
+    ----------
+    edges : (P + 1,) panel boundaries.
+    x : (P, n) nodes.
+    w : (P, n) quadrature weights (dx).
+    """
+
+    edges: np.ndarray
+    x: np.ndarray
+    w: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[1]
+
+
+def make_rule(edges: np.ndarray, n: int) -> Rule:
+    t, wt = gauss_legendre(n)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    half = 0.5 * (hi - lo)
+    return Rule(edges, lo + half * (t[None, :] + 1.0), half * wt[None, :])
+
+
+def bisect(rule: Rule) -> Rule:
+    mid = 0.5 * (rule.edges[:-1] + rule.edges[1:])
+    edges = np.sort(np.concatenate([rule.edges, mid]))
+    return make_rule(edges, rule.n)
+
+
+def panel_cdf_coefficients(dens: np.ndarray, rule: Rule) -> np.ndarray:
+    """Legendre coefficients of the antiderivative, per panel, of the degree n-1 interpolant.
+
+    The density values at Gauss nodes determine an interpolating polynomial per panel; its
+    coefficients follow from discrete orthogonality, c_k = (2k+1)/2 sum_i w_i f_i P_k(t_i).
+    Integrating it gives a CDF inside each panel that agrees with the quadrature at panel ends.
+    """
+    n = rule.n
+    t, wt = gauss_legendre(n)
+    V = np.polynomial.legendre.legvander(t, n - 1)              # (n, n)
+    c = (dens * wt[None, :]) @ V * ((2 * np.arange(n) + 1) / 2.0)[None, :]
+    half = 0.5 * (rule.edges[1:] - rule.edges[:-1])
+    ci = np.polynomial.legendre.legint(c.T, lbnd=-1.0).T        # (P, n+1), in reference units
+    return ci * half[:, None]
+
+
+def gauss_rule_for_measure(t: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """An n-point Gauss rule for the discrete measure sum_k w_k delta(t_k) (Stieltjes + Golub-Welsch).
+
+    Used to compress a fine rule over tau into a few nodes that integrate smooth functions
+    of tau (the mixture CDFs of a million studies) to the same accuracy.
+
+    References
+    ----------
+    Gautschi (2004), Orthogonal Polynomials: Computation and Approximation, sec. 2.2.
+    Golub & Welsch (1969), Math. Comp. 23:221-230.
+    """
+    w = w / w.sum()
+    n = min(n, int((w > 0).sum()))
+    alpha, beta = np.zeros(n), np.zeros(n)
+    p_prev, p_cur = np.zeros_like(t), np.ones_like(t)
+    norm_prev = 1.0
+    for k in range(n):
+        norm = np.sum(w * p_cur**2)
+        alpha[k] = np.sum(w * t * p_cur**2) / norm
+        beta[k] = norm / norm_prev if k > 0 else 1.0
+        p_next = (t - alpha[k]) * p_cur - (beta[k] if k > 0 else 0.0) * p_prev
+        p_prev, p_cur, norm_prev = p_cur, p_next, norm
+    off = np.sqrt(beta[1:])
+    J = np.diag(alpha) + np.diag(off, 1) + np.diag(off, -1)
+    nodes, vecs = np.linalg.eigh(J)
+    return nodes, vecs[0, :] ** 2
+
+
+# --------------------------------------------------------------------------- normal mixtures
+def mixture_cdf(x: np.ndarray, w: np.ndarray, m: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """P(g <= x) for rows r of sum_k w_k N(m_kr, sd_kr^2); x (R,), w (K,), m and sd (K, R)."""
+    return w @ special.ndtr((x[None, :] - m) / sd)
+
+
+def mixture_pdf(x: np.ndarray, w: np.ndarray, m: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    z = (x[None, :] - m) / sd
+    return w @ (np.exp(-0.5 * z * z - 0.5 * LOG_2PI) / sd)
+
+
+def mixture_quantile(q: float, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
+                     start: np.ndarray | None = None, max_iter: int = 200) -> np.ndarray:
+    """Quantile q of every row of a normal mixture by bracketed Halley iteration (vectorised).
+
+    Notes
+    -----
+    Solves sum_k w_k Phi((x - m_k)/sd_k) = q. The bracket [min(m - 40 sd), max(m + 40 sd)]
+    always contains the root; a Newton step that leaves the current bracket is replaced by
+    bisection, so the iteration converges for any mixture. Halley's iteration converges cubically,
+    so a step below 1e-4 of the row's scale leaves an error of order 1e-12 of it: iteration stops there.
+    """
+    lo = (m - 40.0 * sd).min(axis=0)
+    hi = (m + 40.0 * sd).max(axis=0)
+    if start is None:
+        mean = w @ m
+        sdm = np.sqrt(np.maximum(w @ (sd**2 + (m - mean) ** 2), 0.0))
+        start = mean + special.ndtri(q) * sdm
+    x = np.clip(np.where(np.isfinite(start), start, 0.5 * (lo + hi)), lo, hi)
+    unit = sd.min(axis=0)
+    inv_sqrt_2pi = 1.0 / np.sqrt(2.0 * np.pi)
+    for _ in range(max_iter):
+        z = (x[None, :] - m) / sd
+        phi = np.exp(-0.5 * z * z) * inv_sqrt_2pi / sd
+        F = w @ special.ndtr(z) - q
+        f = w @ phi
+        fp = -(w @ (phi * z / sd))
+        lo = np.where(F < 0, x, lo)
+        hi = np.where(F > 0, x, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = F / f
+            new = x - d / (1.0 - 0.5 * d * fp / f)          # Halley: cubic convergence
+        bad = ~np.isfinite(new) | (new < lo) | (new > hi)
+        new = np.where(bad, 0.5 * (lo + hi), new)
+        step = np.abs(new - x)
+        x = np.where(F == 0.0, x, new)
+        # Cubic convergence: after a step of size d the error is O(d^3 / scale^2).
+        if np.all((step <= 1e-4 * unit) | (F == 0.0) | (hi - lo <= 1e-13 * unit)):
+            break
+    return x
+
+
+def mixture_hdi(prob: float, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
+                lo0: np.ndarray, hi0: np.ndarray, max_iter: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Shortest interval of probability ``prob`` for every row of a unimodal normal mixture.
+
+    Notes
+    -----
+    Solves F(b) - F(a) = prob and log f(b) = log f(a) by Newton's method in (a, b), starting from
+    the equal-tailed interval (lo0, hi0); for a unimodal density these two conditions characterise
+    the highest-density interval. Rows where Newton fails fall back to minimising the width
+    Q(c + prob) - Q(c) over c.
+    """
+    a, b = lo0.copy(), hi0.copy()
+    ok = np.zeros(a.shape, dtype=bool)
+
+    def parts(x, idx):
+        z = (x[None, :] - m[:, idx]) / sd[:, idx]
+        phi = np.exp(-0.5 * z * z - 0.5 * LOG_2PI) / sd[:, idx]
+        F = w @ special.ndtr(z)
+        f = w @ phi
+        df = w @ (-phi * z / sd[:, idx])
+        return F, f, df
+
+    active = np.arange(a.size)
+    for _ in range(max_iter):
+        if active.size == 0:
+            break
+        Fa, fa, dfa = parts(a[active], active)
+        Fb, fb, dfb = parts(b[active], active)
+        g1 = Fb - Fa - prob
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g2 = np.log(fb) - np.log(fa)
+            j11, j12 = -fa, fb
+            j21, j22 = -dfa / fa, dfb / fb
+            det = j11 * j22 - j12 * j21
+            da = (g1 * j22 - j12 * g2) / det
+            db = (j11 * g2 - j21 * g1) / det
+        width = b[active] - a[active]
+        good = np.isfinite(da) & np.isfinite(db)
+        # Damp steps that would cross or flip the interval.
+        lim = 0.5 * width
+        da = np.clip(np.where(good, da, 0.0), -lim, lim)
+        db = np.clip(np.where(good, db, 0.0), -lim, lim)
+        a[active[good]] -= da[good]
+        b[active[good]] -= db[good]
+        # Newton converges quadratically: a step below 1e-7 of the width leaves ~1e-14 of it.
+        conv = good & (np.maximum(np.abs(da), np.abs(db)) <= 1e-7 * width) & (np.abs(g1) < 1e-6)
+        ok[active[conv]] = True
+        active = active[good & ~conv]
+    fail = np.flatnonzero(~ok)
+    for r in fail:  # rare: multimodal or flat rows
+        a[r], b[r] = hdi_by_width(lambda qq: mixture_quantile(qq, w, m[:, [r]], sd[:, [r]])[0], prob)
+    return a, b
+
+
+def hdi_by_width(quantile: Callable[[float], float], prob: float, lower_bound: float = -np.inf
+                 ) -> tuple[float, float]:
+    """Shortest interval by minimising Q(c + prob) - Q(c) over c in [0, 1 - prob] (unimodal densities)."""
+    from scipy.optimize import minimize_scalar
+
+    res = minimize_scalar(lambda c: quantile(c + prob) - quantile(c), bounds=(0.0, 1.0 - prob),
+                          method="bounded", options={"xatol": 1e-12})
+    c = float(res.x)
+    # Compare with the boundary c = 0 (density maximal at the lower end of the support).
+    if np.isfinite(lower_bound) and quantile(prob) - lower_bound <= quantile(c + prob) - quantile(c):
+        return lower_bound, quantile(prob)
+    return quantile(c), quantile(c + prob)

@@ -1,0 +1,457 @@
+"""The exact engine against independent computations: scipy quadrature, closed forms, limits, invariances."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, special, stats
+
+from metapool import MetaData
+from metapool.analytic import MomentWarning, fit
+from metapool.analytic import _base as B
+from metapool.priors import FlatBeta, HalfCauchyTau, HalfNormalTau, NormalBeta, UniformTau
+
+Y8 = np.array([28.0, 8, -3, 7, -1, 1, 18, 12])
+S8 = np.array([15.0, 10, 16, 11, 9, 11, 10, 18])
+LAB8 = list("ABCDEFGH")
+
+
+@pytest.fixture(scope="module")
+def eight():
+    return MetaData.from_arrays(Y8, S8, labels=LAB8)
+
+
+@pytest.fixture(scope="module")
+def eight_post(eight):
+    return fit(eight)
+
+
+@pytest.fixture(scope="module")
+def eight_summary(eight_post):
+    return eight_post.summary()
+
+
+# ----------------------------------------------------------------------------- independent reference
+def _ref_logpost(t, y=Y8, s=S8, log_prior=lambda t: 0.0):
+    """log p(tau | y) for the intercept-only model with flat mu, written out directly (seed's PostTau)."""
+    v = s**2 + t**2
+    w = 1 / v
+    mh = (w @ y) / w.sum()
+    return log_prior(t) - 0.5 * np.log(w.sum()) - 0.5 * np.log(v).sum() - 0.5 * (w * (y - mh) ** 2).sum()
+
+
+class QuadReference:
+    """Posterior expectations by scipy.integrate.quad over tau (independent of the engine)."""
+
+    def __init__(self, y=Y8, s=S8, log_prior=lambda t: 0.0, upper=np.inf):
+        self.y, self.s, self.lp, self.upper = y, s, log_prior, upper
+        c = _ref_logpost(np.median(s), y, s, log_prior)
+        self.p = lambda t: np.exp(_ref_logpost(t, y, s, log_prior) - c)
+        self.Z = self.integrate(lambda t: 1.0)
+
+    def integrate(self, g):
+        val, _ = integrate.quad(lambda t: g(t) * self.p(t), 0, self.upper, epsabs=0, epsrel=1e-12, limit=1000)
+        return val / getattr(self, "Z", 1.0)
+
+    def mu_moments(self, t):
+        w = 1 / (self.s**2 + t**2)
+        return (w @ self.y) / w.sum(), 1 / w.sum()
+
+    def theta_moments(self, t, j):
+        mh, vm = self.mu_moments(t)
+        sh = self.s[j] ** 2 / (self.s[j] ** 2 + t**2)  # 1 - w_j
+        return self.y[j] - sh * (self.y[j] - mh), (1 - sh) * self.s[j] ** 2 + sh**2 * vm
+
+    def mean_sd(self, cond):
+        m = self.integrate(lambda t: cond(t)[0])
+        second = self.integrate(lambda t: cond(t)[1] + cond(t)[0] ** 2)
+        return m, np.sqrt(second - m**2)
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return QuadReference()
+
+
+# ----------------------------------------------------------------------------- closed forms at fixed tau
+@pytest.mark.parametrize("tau", [0.0, 0.5, 3.0, 12.0, 200.0])
+def test_conditional_mu_matches_numerical_integration(tau):
+    """beta | tau, y: mean and variance of the normalised product of likelihoods, by quad over mu."""
+    v = S8**2 + tau**2
+    loglik = lambda mu: stats.norm.logpdf(Y8, mu, np.sqrt(v)).sum()  # noqa: E731
+    c = loglik(8.0)
+    dens = lambda mu: np.exp(loglik(mu) - c)  # noqa: E731
+    Z = integrate.quad(dens, -500, 500, epsabs=0, epsrel=1e-12, points=[0, 8, 20], limit=200)[0]
+    m = integrate.quad(lambda mu: mu * dens(mu), -500, 500, epsabs=0, epsrel=1e-12, points=[0, 8, 20], limit=200)[0] / Z
+    m2 = integrate.quad(lambda mu: mu**2 * dens(mu), -500, 500, epsabs=0, epsrel=1e-12, points=[0, 8, 20], limit=200)[0] / Z
+    cond = B.conditional(np.array([tau]), Y8, S8**2, np.ones((8, 1)), np.zeros(1), np.zeros(1))
+    assert cond.beta_hat[0, 0] == pytest.approx(m, rel=1e-9)
+    assert cond.beta_cov[0, 0, 0] == pytest.approx(m2 - m**2, rel=1e-7)
+    # log p(y | tau) up to a constant equals log of the normaliser Z (flat prior on mu)
+    cond_ref = B.conditional(np.array([5.0]), Y8, S8**2, np.ones((8, 1)), np.zeros(1), np.zeros(1))
+    direct = np.log(Z) + c
+    v5 = S8**2 + 25
+    ll5 = lambda mu: stats.norm.logpdf(Y8, mu, np.sqrt(v5)).sum()  # noqa: E731
+    c5 = ll5(8.0)
+    Z5 = integrate.quad(lambda mu: np.exp(ll5(mu) - c5), -500, 500, epsabs=0, epsrel=1e-12, points=[0, 8, 20])[0]
+    expected = direct - (np.log(Z5) + c5)
+    got = cond.log_post[0] - cond_ref.log_post[0]
+    assert got == pytest.approx(expected, abs=1e-8)
+
+
+def test_marginal_likelihood_with_normal_beta_prior_is_multivariate_normal():
+    """With a proper normal prior, log p(y|tau) + 1/2 log|P0| - J/2 log 2 pi is N(y; X m0, V + X P0^-1 X')."""
+    rng = np.random.default_rng(1)
+    J = 9
+    X = np.column_stack([np.ones(J), rng.normal(size=J), rng.normal(size=J)])
+    y = rng.normal(size=J) * 2
+    s = rng.uniform(0.5, 2, J)
+    m0 = np.array([0.3, -1.0, 2.0])
+    sd0 = np.array([2.0, 0.5, 3.0])
+    P0 = 1 / sd0**2
+    for tau in (0.0, 0.7, 4.0):
+        cond = B.conditional(np.array([tau]), y, s**2, X, P0, m0)
+        exact = stats.multivariate_normal(X @ m0, np.diag(s**2 + tau**2) + X @ np.diag(sd0**2) @ X.T).logpdf(y)
+        got = cond.log_post[0] + 0.5 * np.log(P0).sum() - 0.5 * J * np.log(2 * np.pi)
+        assert got == pytest.approx(exact, abs=1e-10)
+        # posterior of beta by the textbook formula with an explicit inverse (fine at this size)
+        W = np.diag(1 / (s**2 + tau**2))
+        A = X.T @ W @ X + np.diag(P0)
+        assert np.allclose(cond.beta_cov[0], np.linalg.inv(A), rtol=1e-10, atol=1e-14)
+        assert np.allclose(cond.beta_hat[0], np.linalg.solve(A, X.T @ W @ y + P0 * m0), rtol=1e-10)
+
+
+def test_theta_limits_of_the_original(eight_post):
+    """tau -> 0: every theta_j -> mu (complete pooling); tau -> inf: theta_j -> y_j (no pooling)."""
+    m0, sd0 = eight_post.conditional_theta(np.array([1e-9]))
+    mu_fe = (Y8 / S8**2).sum() / (1 / S8**2).sum()
+    assert np.allclose(m0[0], mu_fe, rtol=1e-12)
+    m_inf, sd_inf = eight_post.conditional_theta(np.array([1e9]))
+    assert np.allclose(m_inf[0], Y8, rtol=1e-9)
+    assert np.allclose(sd_inf[0], S8, rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------- summaries vs scipy quad
+def test_eight_schools_tau_mu_against_quad(eight_post, ref):
+    t_mean = ref.integrate(lambda t: t)
+    t_sd = np.sqrt(ref.integrate(lambda t: t * t) - t_mean**2)
+    assert eight_post.mean("tau") == pytest.approx(t_mean, rel=1e-6)
+    assert eight_post.sd("tau") == pytest.approx(t_sd, rel=1e-6)
+    assert t_mean == pytest.approx(6.58, abs=0.01)  # the value issue 3 quotes
+    m, sd = ref.mean_sd(ref.mu_moments)
+    assert eight_post.mean("mu") == pytest.approx(m, rel=1e-6)
+    assert eight_post.sd("mu") == pytest.approx(sd, rel=1e-6)
+
+
+@pytest.mark.parametrize("j", range(8))
+def test_eight_schools_theta_and_predictive_against_quad(eight_summary, ref, j):
+    m, sd = ref.mean_sd(lambda t: ref.theta_moments(t, j))
+    row = eight_summary.loc[f"theta[{LAB8[j]}]"]
+    assert row["mean"] == pytest.approx(m, rel=1e-6)
+    assert row["sd"] == pytest.approx(sd, rel=1e-6)
+    pm_, psd = ref.mean_sd(lambda t: (ref.theta_moments(t, j)[0], ref.theta_moments(t, j)[1] + S8[j] ** 2))
+    prow = eight_summary.loc[f"y_pred[{LAB8[j]}]"]
+    assert prow["mean"] == pytest.approx(pm_, rel=1e-6)
+    assert prow["sd"] == pytest.approx(psd, rel=1e-6)
+
+
+def test_theta_new_against_quad(eight_summary, ref):
+    m, sd = ref.mean_sd(lambda t: (ref.mu_moments(t)[0], ref.mu_moments(t)[1] + t * t))
+    assert eight_summary.loc["theta_new", "mean"] == pytest.approx(m, rel=1e-6)
+    assert eight_summary.loc["theta_new", "sd"] == pytest.approx(sd, rel=1e-6)
+
+
+def test_quantiles_against_quad_cdf(eight_post, eight_summary, ref):
+    """tau quantiles against the quad CDF; mixture quantiles against a quad mixture CDF."""
+    for q in (0.025, 0.5, 0.975):
+        t = eight_summary.loc["tau", f"q{100 * q:g}"]
+        cdf = integrate.quad(ref.p, 0, t, epsabs=0, epsrel=1e-12, limit=500)[0] / ref.Z
+        assert cdf == pytest.approx(q, abs=1e-8)
+        x = eight_summary.loc["mu", f"q{100 * q:g}"]
+        mix = ref.integrate(lambda u: special.ndtr((x - ref.mu_moments(u)[0]) / np.sqrt(ref.mu_moments(u)[1])))
+        assert mix == pytest.approx(q, abs=1e-8)
+
+
+def test_cdf_inverts_quantile_for_every_parameter(eight_post):
+    for name in eight_post.parameters:
+        for q in (0.01, 0.3, 0.9):
+            assert eight_post.cdf(name, eight_post.quantile(name, q)) == pytest.approx(q, abs=1e-10)
+
+
+def test_shortest_intervals(eight_post, eight_summary):
+    # tau's density is largest at 0 for eight schools: the shortest interval starts there.
+    assert eight_post.tau_pdf(np.array([0.0]))[0] > eight_post.tau_pdf(np.array([1.0]))[0]
+    lo, hi = eight_summary.loc["tau", ["hdi95_low", "hdi95_high"]]
+    assert lo == 0.0
+    assert eight_post.tau_cdf(hi) == pytest.approx(0.95, abs=1e-9)
+    for name in ("mu", "theta[A]", "theta_new", "y_pred[C]"):
+        a, b = eight_summary.loc[name, ["hdi95_low", "hdi95_high"]]
+        assert eight_post.cdf(name, b) - eight_post.cdf(name, a) == pytest.approx(0.95, abs=1e-9)
+        # equal density at both ends (numerical derivative of the exact CDF)
+        h = 1e-4 * eight_summary.loc[name, "sd"]
+        fa = (eight_post.cdf(name, a + h) - eight_post.cdf(name, a - h)) / (2 * h)
+        fb = (eight_post.cdf(name, b + h) - eight_post.cdf(name, b - h)) / (2 * h)
+        assert fa == pytest.approx(fb, rel=1e-5)
+        q_lo, q_hi = eight_summary.loc[name, ["q2.5", "q97.5"]]
+        assert b - a <= q_hi - q_lo + 1e-12
+
+
+def test_summary_layout(eight_summary):
+    assert list(eight_summary.columns) == ["mean", "sd", "q2.5", "q25", "q50", "q75", "q97.5", "hdi95_low", "hdi95_high"]
+    assert eight_summary.index.name == "parameter"
+    assert list(eight_summary.index[:3]) == ["tau", "mu", "theta[A]"]
+    assert "theta_new" in eight_summary.index and "y_pred[H]" in eight_summary.index
+    assert eight_summary.notna().all().all()
+
+
+def test_tau_density_integrates_to_one_and_matches_cdf(eight_post):
+    t_hi = eight_post.tau_quantile(0.999999)
+    val = integrate.quad(lambda t: eight_post.tau_pdf(np.array([t]))[0], 0, t_hi, epsabs=0, epsrel=1e-10, limit=500)[0]
+    assert val == pytest.approx(0.999999, abs=1e-8)
+    t = 4.0
+    assert eight_post.tau_cdf(t) == pytest.approx(
+        integrate.quad(lambda u: eight_post.tau_pdf(np.array([u]))[0], 0, t, epsabs=0, epsrel=1e-12)[0], abs=1e-9)
+
+
+def test_error_estimate_below_tolerance(eight_post):
+    assert eight_post.error_estimate < eight_post.rtol
+    finer = fit(eight_post.data, rtol=1e-12)
+    a, b = eight_post.summary(), finer.summary()
+    scale = b["sd"].to_numpy()[:, None]
+    assert np.max(np.abs(a.to_numpy() - b.to_numpy()) / scale) < 1e-7
+
+
+# ----------------------------------------------------------------------------- proper priors, regression
+def test_halfnormal_tau_and_normal_mu_against_quad():
+    """Proper priors: log p(tau) added; mu's normal prior changes mu | tau (precision adds)."""
+    post = fit(MetaData.from_arrays(Y8, S8, labels=LAB8), HalfNormalTau(5.0), NormalBeta(0.0, 10.0))
+    P0, m0 = 1 / 100.0, 0.0
+
+    def lp(t):
+        v = S8**2 + t**2
+        w = 1 / v
+        A = w.sum() + P0
+        b = (w * Y8).sum() + P0 * m0
+        bh = b / A
+        q = (w * (Y8 - bh) ** 2).sum() + P0 * (bh - m0) ** 2
+        return stats.halfnorm(scale=5.0).logpdf(t) - 0.5 * np.log(A) - 0.5 * np.log(v).sum() - 0.5 * q
+
+    c = lp(3.0)
+    Z = integrate.quad(lambda t: np.exp(lp(t) - c), 0, np.inf, epsabs=0, epsrel=1e-12)[0]
+    Et = integrate.quad(lambda t: t * np.exp(lp(t) - c), 0, np.inf, epsabs=0, epsrel=1e-12)[0] / Z
+
+    def mu_hat(t):
+        w = 1 / (S8**2 + t**2)
+        return ((w * Y8).sum() + P0 * m0) / (w.sum() + P0)
+
+    Em = integrate.quad(lambda t: mu_hat(t) * np.exp(lp(t) - c), 0, np.inf, epsabs=0, epsrel=1e-12)[0] / Z
+    assert post.mean("tau") == pytest.approx(Et, rel=1e-7)
+    assert post.mean("mu") == pytest.approx(Em, rel=1e-7)
+
+
+def test_uniform_prior_support_is_respected():
+    post = fit(MetaData.from_arrays(Y8, S8), UniformTau(10.0))
+    assert post.tau_quantile(1.0) == pytest.approx(10.0)
+    assert post.tau_cdf(10.0) == pytest.approx(1.0)
+    assert post.tau_quantile(0.99) < 10.0
+    ref = QuadReference(upper=10.0)
+    assert post.mean("tau") == pytest.approx(ref.integrate(lambda t: t), rel=1e-7)
+
+
+def _bcg_like():
+    from metapool import datasets
+
+    return datasets.load("bcg", covariates="~ ablat")
+
+
+def test_meta_regression_tau_against_direct_quad():
+    """bcg ~ ablat: an independent numpy implementation of p(tau|y) with X, integrated by quad."""
+    d = _bcg_like()
+    post = fit(d)
+    X, y, s2 = d.X, d.y, d.variance
+
+    def lp(t):
+        W = 1 / (s2 + t * t)
+        A = X.T @ (W[:, None] * X)
+        bh = np.linalg.solve(A, X.T @ (W * y))
+        r = y - X @ bh
+        return -0.5 * np.linalg.slogdet(A)[1] - 0.5 * np.log(s2 + t * t).sum() - 0.5 * (W * r * r).sum()
+
+    c = lp(0.1)
+    p = lambda t: np.exp(lp(t) - c)  # noqa: E731
+    Z = integrate.quad(p, 0, np.inf, epsabs=0, epsrel=1e-12, limit=500)[0]
+    Et = integrate.quad(lambda t: t * p(t), 0, np.inf, epsabs=0, epsrel=1e-12, limit=500)[0] / Z
+
+    def beta_hat(t, k):
+        W = 1 / (s2 + t * t)
+        A = X.T @ (W[:, None] * X)
+        return np.linalg.solve(A, X.T @ (W * y))[k]
+
+    Eb = integrate.quad(lambda t: beta_hat(t, 1) * p(t), 0, np.inf, epsabs=0, epsrel=1e-12, limit=500)[0] / Z
+    assert post.mean("tau") == pytest.approx(Et, rel=1e-6)
+    assert post.mean("beta[ablat]") == pytest.approx(Eb, rel=1e-6)
+    sm = post.summary()
+    assert {"beta[Intercept]", "beta[ablat]"} <= set(sm.index)
+    assert "mu" not in sm.index
+
+
+# ----------------------------------------------------------------------------- invariances
+def test_permuting_studies_permutes_summaries(eight_summary):
+    rng = np.random.default_rng(7)
+    perm = rng.permutation(8)
+    d = MetaData.from_arrays(Y8[perm], S8[perm], labels=[LAB8[i] for i in perm])
+    sm = fit(d).summary()
+    a = sm.loc[eight_summary.index].to_numpy()
+    assert np.allclose(a, eight_summary.to_numpy(), rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("shift", [-1e6, -3.7, 250.0, 1e7])
+def test_shifting_effects_shifts_locations_only(eight_summary, shift):
+    sm = fit(MetaData.from_arrays(Y8 + shift, S8, labels=LAB8)).summary()
+    loc_cols = ["mean", "q2.5", "q25", "q50", "q75", "q97.5", "hdi95_low", "hdi95_high"]
+    others = sm.index != "tau"
+    sd_scale = eight_summary.loc[others, "sd"].to_numpy()[:, None]
+    diff = sm.loc[others, loc_cols].to_numpy() - shift - eight_summary.loc[others, loc_cols].to_numpy()
+    assert np.max(np.abs(diff) / sd_scale) < 1e-7
+    assert np.allclose(sm["sd"], eight_summary["sd"], rtol=1e-7)
+    assert np.allclose(sm.loc["tau"], eight_summary.loc["tau"], rtol=1e-7)
+
+
+@pytest.mark.parametrize("k", range(-6, 7))
+def test_scaling_effects_and_errors_scales_everything(eight_summary, k):
+    c = 10.0**k
+    sm = fit(MetaData.from_arrays(Y8 * c, S8 * c, labels=LAB8)).summary()
+    assert np.allclose(sm.to_numpy() / c, eight_summary.to_numpy(), rtol=1e-7, atol=1e-7 * 5)
+
+
+# ----------------------------------------------------------------------------- extreme inputs
+def test_500_studies_with_tiny_standard_errors():
+    rng = np.random.default_rng(3)
+    J = 500
+    s = rng.uniform(1e-9, 3e-9, J)
+    theta = rng.normal(2e-8, 5e-9, J)
+    y = rng.normal(theta, s)
+    post = fit(MetaData.from_arrays(y, s))
+    sm = post.summary()
+    assert np.isfinite(sm.to_numpy()).all()
+    assert sm.loc["tau", "q2.5"] < 5e-9 < sm.loc["tau", "q97.5"]
+    assert sm.loc["mu", "q2.5"] < 2e-8 < sm.loc["mu", "q97.5"]
+    assert post.error_estimate < 1e-8
+
+
+@pytest.mark.parametrize("c", [1e-100, 1e100])
+def test_extreme_scales_no_overflow(eight_summary, c):
+    """Log-space numerics: effects and errors 100 orders of magnitude away from 1."""
+    sm = fit(MetaData.from_arrays(Y8 * c, S8 * c, labels=LAB8)).summary()
+    assert np.isfinite(sm.to_numpy()).all()
+    assert np.allclose(sm.to_numpy() / c, eight_summary.to_numpy(), rtol=1e-7, atol=5e-7)
+
+
+def test_compressed_mixture_rule_matches_full_rule():
+    """Many studies: quantiles from the compressed Gauss rule equal those from the full rule."""
+    rng = np.random.default_rng(11)
+    J = 40_000
+    s = np.exp(rng.normal(np.log(0.02), 0.5, J))
+    y = rng.normal(rng.normal(0.01, 0.003, J), s)
+    post = fit(MetaData.from_arrays(y, s))
+    tau_c, w_c, _ = post._mixture_rule("theta")
+    assert tau_c.size < post.tau_nodes.size  # the compressed path is exercised
+    sm = post.summary()
+    rows = np.array([0, 17, 1234, J - 1])
+    keep = post.weights > 0
+    cond = B.Conditional(post.cond.log_post[keep], post.cond.beta_hat[keep], post.cond.beta_cov[keep])
+    m, sd = post._group_moments("theta", post.tau_nodes[keep], cond, rows)
+    for q in (0.025, 0.5, 0.975):
+        full = B.mixture_quantile(q, post.weights[keep], m, sd)
+        got = sm[f"q{100 * q:g}"].to_numpy()[1 + 1 + rows]
+        row_sd = sm["sd"].to_numpy()[1 + 1 + rows]
+        assert np.max(np.abs(got - full) / row_sd) < 1e-8
+
+
+# ----------------------------------------------------------------------------- improper posteriors
+def test_improper_posterior_raises():
+    X = np.column_stack([np.ones(3), [0.0, 1.0, 3.0]])
+    d = MetaData.from_arrays([1.0, 2.0, 0.5], [1.0, 1.0, 1.0], X=X, coef_names=["Intercept", "x"])
+    with pytest.raises(ValueError, match="improper.*J - p >= 2"):
+        fit(d)
+    # a proper tau prior rescues it
+    assert np.isfinite(fit(d, HalfNormalTau(1.0)).mean("tau"))
+
+
+def test_missing_moments_warn_and_are_empty():
+    d3 = MetaData.from_arrays([1.0, 2.0, 0.5], [1.0, 1.0, 1.0])
+    with pytest.warns(MomentWarning, match="mean and sd of tau"):
+        sm = fit(d3).summary()
+    assert np.isnan(sm.loc["tau", ["mean", "sd"]]).all()
+    assert np.isnan(sm.loc["mu", ["mean", "sd"]]).all()
+    assert np.isfinite(sm.loc["tau", ["q2.5", "q50", "q97.5", "hdi95_high"]]).all()
+    assert np.isfinite(sm.loc["theta[1]", ["mean", "sd"]]).all()
+    d4 = MetaData.from_arrays([1.0, 2.0, 0.5, 1.5], [1.0, 1.0, 1.0, 1.0])
+    with pytest.warns(MomentWarning, match="sd of tau"):
+        sm4 = fit(d4).summary()
+    assert np.isfinite(sm4.loc["tau", "mean"]) and np.isnan(sm4.loc["tau", "sd"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MomentWarning)
+        fit(d4, HalfCauchyTau(1.0)).summary()  # tail tau^-5: everything exists
+
+
+# ----------------------------------------------------------------------------- user grid
+def test_user_grid_agrees_and_truncation_warns(eight_post):
+    wide = fit(eight_post.data, grid=np.concatenate([[0.0], np.geomspace(0.01, 1e7, 400)]))
+    assert wide.mean("tau") == pytest.approx(eight_post.mean("tau"), rel=1e-6)
+    with pytest.warns(RuntimeWarning, match="truncated"):
+        fit(eight_post.data, grid=np.arange(0.0, 15.0, 0.5))  # the original's grid problem
+
+
+# ----------------------------------------------------------------------------- draws
+def test_draws_layout_and_moments(eight_post):
+    import arviz as az
+
+    dt = eight_post.sample(draws=2500, chains=4, seed=123)
+    post = dt["posterior"]
+    assert set(post.data_vars) == {"tau", "mu", "theta", "theta_new"}
+    assert post["theta"].dims == ("chain", "draw", "study")
+    assert list(post["study"].values) == LAB8
+    assert dt["posterior_predictive"]["y"].dims == ("chain", "draw", "study")
+    assert dt["log_likelihood"]["y"].shape == (4, 2500, 8)
+    assert dt["constant_data"]["X"].dims == ("study", "coef")
+    assert np.allclose(dt["observed_data"]["y"].values, Y8)
+    tau = post["tau"].values.ravel()
+    assert np.unique(tau).size == tau.size  # continuous, not grid values
+    mcse = az.mcse(dt, var_names=["tau", "mu", "theta"])
+    for name, exact in (("tau", eight_post.mean("tau")), ("mu", eight_post.mean("mu"))):
+        z = (post[name].values.mean() - exact) / float(mcse[name])
+        assert abs(z) < 4, (name, z)
+    for j, lab in enumerate(LAB8):
+        z = (post["theta"].values[..., j].mean() - eight_post.mean(f"theta[{lab}]")) / float(mcse["theta"][j])
+        assert abs(z) < 4
+    # exact CDF at the draws is uniform (KS, independent draws)
+    u = eight_post.tau_cdf(tau)
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    # log-likelihood is the normal density of y given theta
+    th = post["theta"].values[0, 0]
+    assert np.allclose(dt["log_likelihood"]["y"].values[0, 0], stats.norm.logpdf(Y8, th, S8))
+
+
+def test_draws_are_reproducible(eight_post):
+    a = eight_post.sample(draws=50, chains=2, seed=5)["posterior"]["theta"].values
+    b = eight_post.sample(draws=50, chains=2, seed=5)["posterior"]["theta"].values
+    assert np.array_equal(a, b)
+
+
+def test_regression_draws_have_coef_dim():
+    post = fit(_bcg_like())
+    dt = post.sample(draws=100, chains=2, seed=1)
+    assert dt["posterior"]["beta"].dims == ("chain", "draw", "coef")
+    assert list(dt["posterior"]["coef"].values) == ["Intercept", "ablat"]
+
+
+def test_no_pymc_import():
+    import subprocess
+    import sys
+
+    code = "import sys, metapool.analytic; assert 'pymc' not in sys.modules and 'pytensor' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
