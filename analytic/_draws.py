@@ -42,13 +42,17 @@ def draw(post, draws: int, chains: int, seed) -> xr.DataTree:
     beta = _beta_draws(tau, post, rng)
     se, y = d.se, d.y
     fit = beta @ d.X.T                                     # (N, J)
-    sd_cond = se[None, :] * tau[:, None] / np.sqrt(d.variance[None, :] + tau[:, None] ** 2)
-    w = (tau[:, None] / np.hypot(se[None, :], tau[:, None])) ** 2
-    theta = fit + w * (y[None, :] - fit) + sd_cond * rng.standard_normal((N, d.J))
+    t2 = (tau * tau)[:, None]
+    w = t2 / (d.variance[None, :] + t2)                    # shrinkage weight tau^2 / (tau^2 + s^2)
+    theta = rng.standard_normal((N, d.J))
+    theta *= np.sqrt(w) * se[None, :]
+    theta += fit + w * (y[None, :] - fit)
     theta_new = beta @ post.x_new + tau * rng.standard_normal(N)
-    y_rep = theta + se[None, :] * rng.standard_normal((N, d.J))
-    resid = (y[None, :] - theta) / se[None, :]
-    loglik = -0.5 * resid * resid - np.log(se)[None, :] - 0.5 * LOG_2PI
+    noise = rng.standard_normal((N, d.J)) * se[None, :]
+    y_rep = theta + noise
+    # log N(y | theta, s): the residual is the drawn noise's counterpart, computed directly
+    r = (y[None, :] - theta) / se[None, :]
+    loglik = -0.5 * r * r - (np.log(se) + 0.5 * LOG_2PI)[None, :]
     return to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains, draws)
 
 

@@ -489,13 +489,13 @@ def _logf_log(x: np.ndarray, prob: Problem) -> np.ndarray:
     return _log_post_tau(np.exp(x), prob) + x
 
 
-def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float]:
-    """Interval of x = log tau holding all but ~e^-46 of every integrand, and the posterior scale in x."""
+def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, float]:
+    """Interval of x = log tau holding all but ~e^-46 of every integrand, the posterior scale and mode in x."""
     data, tau_prior = prob.data, prob.tau_prior
     f = lambda x: _logf_log(x, prob)  # noqa: E731
     upper_x = math.log(tau_prior.upper) if math.isfinite(tau_prior.upper) else math.inf
     ref = math.log(max(float(np.sqrt(np.mean(data.variance))), float(np.std(data.y)), 1e-300))
-    xs = ref + np.arange(-40.0, 40.5, 2.0)
+    xs = ref + np.arange(-40.0, 40.5, 2.5)
     if math.isfinite(upper_x):
         xs = np.append(xs[xs < upper_x], upper_x)
     fs = f(xs)
@@ -530,7 +530,28 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float]:
             step *= 1.5
         raise RuntimeError("could not bracket the posterior of tau; is it proper?")
 
-    return walk(-1, 0), walk(+1, m_right), sigma
+    return walk(-1, 0), walk(+1, m_right), sigma, xm
+
+
+def graded_edges(lo: float, hi: float, centre: float, sigma: float, core: float = 2.0,
+                 growth: float = 1.6) -> np.ndarray:
+    """Panel edges: width ``core * sigma`` within 3 sigma of the mode, growing geometrically beyond.
+
+    The log-tau integrand is near-Gaussian around its mode and decays exponentially (like e^x or
+    e^-(k-1)x) in the tails, where a 12-point Gauss rule is accurate on much wider panels.
+    """
+    def side(length: float) -> list[float]:
+        out, pos, w = [], 0.0, core * sigma
+        while pos < length:
+            pos = min(length, pos + w)
+            out.append(pos)
+            if pos > 3.0 * sigma:
+                w *= growth
+        return out
+
+    right = [centre + d for d in side(hi - centre)] if hi > centre else []
+    left = [centre - d for d in side(centre - lo)] if centre > lo else []
+    return np.unique(np.array(left[::-1] + [centre] + right))
 
 
 def _representative_rows(data: MetaData, limit: int = 256) -> np.ndarray:
@@ -686,9 +707,8 @@ def fit(
         rule = B.make_rule(edges, nodes_per_panel)
     else:
         coordinate = "log"
-        lo, hi, sigma = _find_domain(prob, m_right)
-        n_panels = int(np.clip(math.ceil((hi - lo) / (3.0 * sigma)), 4, 400))
-        rule = B.make_rule(np.linspace(lo, hi, n_panels + 1), nodes_per_panel)
+        lo, hi, sigma, xm = _find_domain(prob, m_right)
+        rule = B.make_rule(graded_edges(lo, hi, xm, sigma), nodes_per_panel)
 
     post = _assemble(prob, rtol, coordinate, rule, row, k, np.inf, 0)
     vals, scales = _summary_keys(post)
