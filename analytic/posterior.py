@@ -259,12 +259,12 @@ class ExactPosterior:
             sdv = np.sqrt(w @ (s**2 + (m - mu) ** 2))
             out[sl, 0] = mu if mean_ok else np.nan
             out[sl, 1] = sdv if sd_ok else np.nan
-            start_sd = sdv if np.all(np.isfinite(sdv)) else None
+            start = B.cornish_fisher(w, m, s, mu, sdv)
             for i, q in enumerate(quantiles):
-                st = mu + special.ndtri(q) * start_sd if start_sd is not None else None
-                out[sl, 2 + i] = B.mixture_quantile(q, w, m, s, start=st)
-            lo = B.mixture_quantile(tail, w, m, s)
-            hi = B.mixture_quantile(1 - tail, w, m, s)
+                out[sl, 2 + i] = B.mixture_quantile(q, w, m, s, start=start(q))
+            known = {q: out[sl, 2 + i] for i, q in enumerate(quantiles)}
+            lo = known[tail] if tail in known else B.mixture_quantile(tail, w, m, s, start=start(tail))
+            hi = known[1 - tail] if (1 - tail) in known else B.mixture_quantile(1 - tail, w, m, s, start=start(1 - tail))
             a, b = B.mixture_hdi(prob, w, m, s, lo, hi)
             out[sl, -2], out[sl, -1] = a, b
         return out
