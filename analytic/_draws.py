@@ -10,24 +10,26 @@ from metapool.analytic import _base as B
 LOG_2PI = B.LOG_2PI
 
 
-def _beta_draws(tau: np.ndarray, post, rng: np.random.Generator) -> np.ndarray:
-    """beta | tau, y ~ N(A^-1 b, A^-1) for every tau draw, shape (N, p)."""
-    d = post.data
-    p = d.p
-    prec0, mean0 = post.beta_prior.precision(p), post.beta_prior.mean(p)
-    z = rng.standard_normal((tau.size, p))
-    if p == 1 and not prec0.any():
-        # Intercept-only flat-prior fast path: A = sum_j x_j^2 / v_j, no matrices.
-        out = np.empty((tau.size, 1))
-        x = d.X[:, 0]
-        for sl in B.chunks(tau.size, d.J):
-            w = 1.0 / (d.variance[None, :] + tau[sl, None] ** 2)
-            A = w @ (x * x)
-            out[sl, 0] = (w @ (x * d.y)) / A + z[sl, 0] / np.sqrt(A)
-        return out
-    cond = B.conditional(tau, d.y, d.variance, d.X, prec0, mean0)
-    L = np.linalg.cholesky(cond.beta_cov)
-    return cond.beta_hat + np.einsum("kpq,kq->kp", L, z)
+def _beta_draws(R: np.ndarray, post, rng: np.random.Generator) -> np.ndarray:
+    """beta | tau, y ~ N(A^-1 b, A^-1) for every draw, given R = 1 / (s^2 + tau^2) of shape (N, J).
+
+    Uses the engine's centred quantities (effects centred at the fixed-effect fit), so
+    A = R @ (x x') + P0 and b = R @ (x y_c) + P0 (m0 - beta_ref) are matrix products.
+    """
+    pr = post.problem.prepared
+    p, N = pr.p, R.shape[0]
+    A = (R @ pr.XX).reshape(N, p, p)
+    A += np.diag(pr.prec0)[None]
+    b = R @ pr.Xy + (pr.prec0 * pr.mean0_c)[None]
+    z = rng.standard_normal((N, p))
+    if p == 1:
+        a = A[:, 0, 0]
+        return (b[:, 0] / a + z[:, 0] / np.sqrt(a))[:, None] + pr.beta_ref
+    L = np.linalg.cholesky(A)
+    bh = np.linalg.solve(A, b[..., None])[..., 0]
+    # L L' = A, so L'^-1 z has covariance A^-1.
+    dev = np.linalg.solve(np.swapaxes(L, 1, 2), z[..., None])[..., 0]
+    return bh + dev + pr.beta_ref
 
 
 def draw(post, draws: int, chains: int, seed) -> xr.DataTree:
@@ -39,21 +41,33 @@ def draw(post, draws: int, chains: int, seed) -> xr.DataTree:
     N = draws * chains
     F, t = post.inverse_cdf_table()
     tau = np.interp(rng.random(N), F, t)
-    beta = _beta_draws(tau, post, rng)
-    se, y = d.se, d.y
+    se, y, var = d.se, d.y, d.variance
+    # One (N, J) reciprocal serves beta | tau and the shrinkage weights.
+    R = np.add.outer(tau * tau, var)
+    np.reciprocal(R, out=R)
+    beta = _beta_draws(R, post, rng)
     fit = beta @ d.X.T                                     # (N, J)
-    t2 = (tau * tau)[:, None]
-    w = t2 / (d.variance[None, :] + t2)                    # shrinkage weight tau^2 / (tau^2 + s^2)
+    w = R
+    w *= -var[None, :]
+    w += 1.0                                               # w = tau^2 / (tau^2 + s^2)
     theta = rng.standard_normal((N, d.J))
-    theta *= np.sqrt(w) * se[None, :]
-    theta += fit + w * (y[None, :] - fit)
+    theta *= np.sqrt(w)
+    theta *= se[None, :]
+    resid = y[None, :] - fit
+    resid *= w
+    theta += resid
+    theta += fit
     theta_new = beta @ post.x_new + tau * rng.standard_normal(N)
-    noise = rng.standard_normal((N, d.J)) * se[None, :]
-    y_rep = theta + noise
-    # log N(y | theta, s): the residual is the drawn noise's counterpart, computed directly
-    r = (y[None, :] - theta) / se[None, :]
-    loglik = -0.5 * r * r - (np.log(se) + 0.5 * LOG_2PI)[None, :]
-    return to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains, draws)
+    y_rep = rng.standard_normal((N, d.J))
+    y_rep *= se[None, :]
+    y_rep += theta
+    # log N(y | theta, s)
+    r = y[None, :] - theta
+    r /= se[None, :]
+    r *= r
+    r *= -0.5
+    r -= (np.log(se) + 0.5 * LOG_2PI)[None, :]
+    return to_datatree(post, tau, beta, theta, theta_new, y_rep, r, chains, draws)
 
 
 def to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains: int, draws: int) -> xr.DataTree:

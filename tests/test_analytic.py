@@ -449,6 +449,23 @@ def test_regression_draws_have_coef_dim():
     assert list(dt["posterior"]["coef"].values) == ["Intercept", "ablat"]
 
 
+def test_regression_draws_match_exact_means():
+    import arviz as az
+
+    post = fit(_bcg_like(), tau_prior=HalfNormalTau(1.0), beta_prior=NormalBeta(0.0, 10.0))
+    dt = post.sample(draws=4000, chains=2, seed=9)
+    mcse = az.mcse(dt, var_names=["beta", "tau", "theta_new"])
+    for k, name in enumerate(["Intercept", "ablat"]):
+        draws = dt["posterior"]["beta"].values[..., k]
+        z = (draws.mean() - post.mean(f"beta[{name}]")) / float(mcse["beta"][k])
+        assert abs(z) < 4, (name, z)
+        # the spread too: exact sd against the draws' sd (independent draws: se of sd ~ sd / sqrt(2n))
+        assert draws.std() == pytest.approx(post.sd(f"beta[{name}]"), rel=4 / np.sqrt(2 * draws.size))
+    for name in ("tau", "theta_new"):
+        z = (dt["posterior"][name].values.mean() - post.mean(name)) / float(mcse[name])
+        assert abs(z) < 4, (name, z)
+
+
 def test_no_pymc_import():
     import subprocess
     import sys
