@@ -18,9 +18,9 @@ def _beta_draws(R: np.ndarray, post, rng: np.random.Generator) -> np.ndarray:
     """
     pr = post.problem.prepared
     p, N = pr.p, R.shape[0]
-    A = (R @ pr.XX).reshape(N, p, p)
+    A = B.rowdot(R, pr.XX).reshape(N, p, p)
     A += np.diag(pr.prec0)[None]
-    b = R @ pr.Xy + (pr.prec0 * pr.mean0_c)[None]
+    b = B.rowdot(R, pr.Xy) + (pr.prec0 * pr.mean0_c)[None]
     z = rng.standard_normal((N, p))
     if p == 1:
         a = A[:, 0, 0]
@@ -32,7 +32,7 @@ def _beta_draws(R: np.ndarray, post, rng: np.random.Generator) -> np.ndarray:
     return bh + dev + pr.beta_ref
 
 
-def draw(post, draws: int, chains: int, seed) -> xr.DataTree:
+def draw(post, draws: int, chains: int, seed, predictive: bool = True) -> xr.DataTree:
     """Draw (chains x draws) independent samples; see ExactPosterior.sample."""
     if draws < 1 or chains < 1:
         raise ValueError(f"draws and chains must be >= 1, got draws={draws}, chains={chains}")
@@ -46,7 +46,7 @@ def draw(post, draws: int, chains: int, seed) -> xr.DataTree:
     R = np.add.outer(tau * tau, var)
     np.reciprocal(R, out=R)
     beta = _beta_draws(R, post, rng)
-    fit = beta @ d.X.T                                     # (N, J)
+    fit = np.einsum("np,jp->nj", beta, d.X)               # (N, J)
     w = R
     w *= -var[None, :]
     w += 1.0                                               # w = tau^2 / (tau^2 + s^2)
@@ -58,6 +58,8 @@ def draw(post, draws: int, chains: int, seed) -> xr.DataTree:
     theta += resid
     theta += fit
     theta_new = beta @ post.x_new + tau * rng.standard_normal(N)
+    if not predictive:
+        return to_datatree(post, tau, beta, theta, theta_new, None, None, chains, draws)
     y_rep = rng.standard_normal((N, d.J))
     y_rep *= se[None, :]
     y_rep += theta
@@ -94,14 +96,16 @@ def to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains: int, d
         "independent_draws": 1,
     }
     posterior = xr.Dataset(pv, coords=coords, attrs=attrs)
-    ppc = xr.Dataset({"y": (("chain", "draw", "study"), sh(y_rep))}, coords=dict(cd, **study), attrs=attrs)
-    ll = xr.Dataset({"y": (("chain", "draw", "study"), sh(loglik))}, coords=dict(cd, **study), attrs=attrs)
     obs = xr.Dataset({"y": (("study",), d.y.copy())}, coords=study)
     const = xr.Dataset(
         {"se": (("study",), d.se.copy()), "X": (("study", "coef"), d.X.copy())},
         coords=dict(study, coef=np.asarray(d.coef_names, dtype=object)),
     )
-    return xr.DataTree.from_dict({
-        "posterior": posterior, "posterior_predictive": ppc, "log_likelihood": ll,
-        "observed_data": obs, "constant_data": const,
-    })
+    groups = {"posterior": posterior}
+    if y_rep is not None:
+        groups["posterior_predictive"] = xr.Dataset({"y": (("chain", "draw", "study"), sh(y_rep))},
+                                                    coords=dict(cd, **study), attrs=attrs)
+        groups["log_likelihood"] = xr.Dataset({"y": (("chain", "draw", "study"), sh(loglik))},
+                                              coords=dict(cd, **study), attrs=attrs)
+    groups.update(observed_data=obs, constant_data=const)
+    return xr.DataTree.from_dict(groups)

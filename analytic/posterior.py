@@ -82,8 +82,8 @@ class ExactPosterior:
     def parameters(self) -> tuple[str, ...]:
         """Flat parameter names, in summary order."""
         labs = self.data.labels
-        return (("tau",) + self.coef_param_names + tuple(f"theta[{s}]" for s in labs)
-                + ("theta_new",) + tuple(f"y_pred[{s}]" for s in labs))
+        return (("tau",) + self.coef_param_names + tuple(["theta[" + s + "]" for s in labs])
+                + ("theta_new",) + tuple(["y_pred[" + s + "]" for s in labs]))
 
     @property
     def moment_exists(self) -> dict[str, tuple[bool, bool]]:
@@ -240,9 +240,9 @@ class ExactPosterior:
         for sl in B.chunks(idx.size, tau.size) if kind in ("theta", "y_pred") else [slice(None)]:
             m, s = self._group_moments(kind, tau, cond, idx[sl] if kind != "theta_new" else slice(None))
             ref = m[np.argmax(w)]                      # shift before squaring: no cancellation
-            mu = w @ (m - ref) + ref
+            mu = B.wsum(w, m - ref) + ref
             mean[sl] = mu
-            sd[sl] = np.sqrt(w @ (s**2 + (m - mu) ** 2))
+            sd[sl] = np.sqrt(B.wsum(w, s**2 + (m - mu) ** 2))
         return mean, sd
 
     def _group_summary(self, kind: str, quantiles: Sequence[float], prob: float) -> np.ndarray:
@@ -255,8 +255,8 @@ class ExactPosterior:
         for sl in B.chunks(R, tau.size * 8) if kind in ("theta", "y_pred") else [slice(None)]:
             m, s = self._group_moments(kind, tau, cond, sl)
             ref = m[np.argmax(w)]
-            mu = w @ (m - ref) + ref
-            sdv = np.sqrt(w @ (s**2 + (m - mu) ** 2))
+            mu = B.wsum(w, m - ref) + ref
+            sdv = np.sqrt(B.wsum(w, s**2 + (m - mu) ** 2))
             out[sl, 0] = mu if mean_ok else np.nan
             out[sl, 1] = sdv if sd_ok else np.nan
             start = B.cornish_fisher(w, m, s, mu, sdv)
@@ -306,7 +306,7 @@ class ExactPosterior:
         tau_row[-2:] = B.hdi_by_width(lambda c: float(self.tau_quantile(c)), prob, lower_bound=0.0)
         blocks = [tau_row[None, :]] + [self._group_summary(k, qs, prob)
                                          for k in ("beta", "theta", "theta_new", "y_pred")]
-        index = pd.Index(np.array(self.parameters, dtype=object), dtype=object, name="parameter")
+        index = pd.Index(self.parameters, dtype=object, name="parameter")
         return pd.DataFrame(np.concatenate(blocks), index=index, columns=cols)
 
     def _warn_moments(self) -> None:
@@ -387,7 +387,8 @@ class ExactPosterior:
         return (mu if mean_ok else np.nan), (sd if sd_ok else np.nan)
 
     # ----------------------------------------------------------- draws
-    def sample(self, draws: int = 1000, chains: int = 4, seed: int | np.random.Generator | None = None):
+    def sample(self, draws: int = 1000, chains: int = 4, seed: int | np.random.Generator | None = None,
+               predictive: bool = True):
         """Independent posterior draws as an ArviZ DataTree laid out like the PyMC engine's.
 
         Parameters
@@ -398,6 +399,9 @@ class ExactPosterior:
             Number of chains (independent here; kept for layout and diagnostics).
         seed : int or numpy.random.Generator, optional
             Seed of the random number generator.
+        predictive : bool
+            Also draw ``posterior_predictive`` y and compute ``log_likelihood`` (default). False
+            gives only the original analysis's job (tau, mu / beta, theta, theta_new), faster.
 
         Returns
         -------
@@ -415,7 +419,7 @@ class ExactPosterior:
         """
         from metapool.analytic._draws import draw
 
-        return draw(self, int(draws), int(chains), seed)
+        return draw(self, int(draws), int(chains), seed, predictive)
 
     def inverse_cdf_table(self, per_panel: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """(F, tau) table for inverse-CDF sampling: the CDF interpolant at fine points of every panel."""
@@ -495,7 +499,7 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
     f = lambda x: _logf_log(x, prob)  # noqa: E731
     upper_x = math.log(tau_prior.upper) if math.isfinite(tau_prior.upper) else math.inf
     ref = math.log(max(float(np.sqrt(np.mean(data.variance))), float(np.std(data.y)), 1e-300))
-    xs = ref + np.arange(-40.0, 40.5, 2.5)
+    xs = ref + np.arange(-40.0, 40.5, 4.0)
     if math.isfinite(upper_x):
         xs = np.append(xs[xs < upper_x], upper_x)
     fs = f(xs)

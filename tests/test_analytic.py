@@ -472,3 +472,11 @@ def test_no_pymc_import():
 
     code = "import sys, metapool.analytic; assert 'pymc' not in sys.modules and 'pytensor' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sample_without_predictive_groups(eight_post):
+    full = eight_post.sample(draws=200, chains=2, seed=4)
+    lean = eight_post.sample(draws=200, chains=2, seed=4, predictive=False)
+    assert "posterior_predictive" not in lean.children and "log_likelihood" not in lean.children
+    for v in ("tau", "mu", "theta"):
+        assert np.array_equal(lean["posterior"][v].values, full["posterior"][v].values)
