@@ -1,0 +1,414 @@
+"""The ``metapool`` command, run in-process through ``metapool.cli.main`` (one subprocess run
+proves the console script is wired)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import runpy
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metapool import analytic, cli, datasets
+from metapool.priors import parse_beta_prior, parse_tau_prior
+
+SUMMARY_KEYS = ["parameter", "mean", "sd", "q2.5", "q25", "q50", "q75", "q97.5", "hdi95_low", "hdi95_high"]
+NUTS_KEYS = SUMMARY_KEYS + ["mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def eight_exact():
+    return analytic.fit(datasets.load("eight_schools"))
+
+
+def _assert_one_line_error(code: int, out: str, err: str) -> None:
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("metapool: error: ")
+    assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- fit: formats
+def test_fit_json_matches_exact_engine(capsys, eight_exact):
+    code, out, err = run(capsys, "fit", "eight_schools", "--format", "json")
+    assert code == 0 and err == ""
+    records = json.loads(out)
+    assert isinstance(records, list)
+    assert all(list(r) == SUMMARY_KEYS for r in records)
+    exact = eight_exact.summary()
+    assert [r["parameter"] for r in records] == list(exact.index)
+    tau = records[0]
+    assert tau["parameter"] == "tau"
+    assert tau["mean"] == exact.loc["tau", "mean"]
+    for r in records:
+        np.testing.assert_allclose([r[k] for k in SUMMARY_KEYS[1:]], exact.loc[r["parameter"]].to_numpy(), rtol=1e-12)
+
+
+def test_fit_csv_format(capsys, eight_exact):
+    code, out, _ = run(capsys, "fit", "eight_schools", "--format", "csv")
+    assert code == 0
+    table = pd.read_csv(io.StringIO(out), index_col="parameter")
+    assert list(table.columns) == SUMMARY_KEYS[1:]
+    pd.testing.assert_frame_equal(table, eight_exact.summary(), check_exact=False, rtol=1e-12, check_names=False,
+                                  check_index_type=False)
+
+
+def test_fit_table_format(capsys, eight_exact):
+    code, out, err = run(capsys, "fit", "eight_schools")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("eight_schools (J = 8); tau prior flat, mu prior flat; engine exact")
+    header = lines[2].split()
+    assert header == SUMMARY_KEYS[1:]
+    tau = lines[3].split()
+    assert tau[0] == "tau" and float(tau[1]) == pytest.approx(eight_exact.mean("tau"), rel=1e-3)
+    assert any(line.startswith("y_pred[H]") for line in lines)
+    assert "Exact summaries" in lines[-1]
+
+
+def test_table_uses_scientific_notation_for_tiny_values(capsys):
+    code, out, _ = run(capsys, "fit", "seed_countries")
+    assert code == 0
+    assert "SIMULATED" in out.splitlines()[0]
+    tau = next(line for line in out.splitlines() if line.startswith("tau "))
+    assert "e-04" in tau  # q2.5 of tau is about 1.2e-04
+    assert "0.002" in tau  # the mean, fixed notation with 4 significant digits
+
+
+# ----------------------------------------------------------------------------- fit: data sources
+def test_csv_with_the_original_column_names(capsys, tmp_path):
+    frame = datasets.load_frame("seed_countries").iloc[:20]
+    path = tmp_path / "byCountry_testscores.csv"
+    frame.to_csv(path, index=False)
+    code, out, _ = run(capsys, "fit", str(path), "--effect", "X_beta", "--se", "X_stderr", "--label", "country",
+                       "--format", "json")
+    assert code == 0
+    records = {r["parameter"]: r for r in json.loads(out)}
+    data = datasets.load("seed_countries").subset(np.arange(20))
+    expected = analytic.fit(data).summary()
+    assert records["tau"]["mean"] == pytest.approx(expected.loc["tau", "mean"], rel=1e-12)
+    assert records["theta[country_07]"]["q97.5"] == pytest.approx(expected.loc["theta[country_07]", "q97.5"], rel=1e-12)
+
+
+def test_csv_with_variances(capsys, tmp_path):
+    path = tmp_path / "bcg.csv"
+    datasets.bcg_frame()[["label", "yi", "vi"]].to_csv(path, index=False)
+    code, out, _ = run(capsys, "fit", str(path), "--effect", "yi", "--variance", "vi", "--label", "label",
+                       "--format", "json")
+    assert code == 0
+    records = {r["parameter"]: r for r in json.loads(out)}
+    expected = analytic.fit(datasets.load("bcg")).summary()
+    assert records["mu"]["mean"] == pytest.approx(expected.loc["mu", "mean"], rel=1e-12)
+    assert "theta[Aronson 1948]" in records
+
+
+def test_covariates_on_bcg_and_x_new(capsys):
+    code, out, _ = run(capsys, "fit", "bcg", "--covariates", "~ ablat", "--x-new", "ablat=30", "--format", "json")
+    assert code == 0
+    records = {r["parameter"]: r for r in json.loads(out)}
+    assert "beta[ablat]" in records and "beta[Intercept]" in records and "mu" not in records
+    data = datasets.load("bcg", covariates="~ ablat")
+    expected = analytic.fit(data, x_new={"ablat": 30}).summary()
+    assert records["beta[ablat]"]["mean"] == pytest.approx(expected.loc["beta[ablat]", "mean"], rel=1e-12)
+    assert records["theta_new"]["mean"] == pytest.approx(expected.loc["theta_new", "mean"], rel=1e-12)
+    assert records["beta[ablat]"]["q97.5"] < 0  # the latitude effect of the BCG meta-regression
+
+
+@pytest.mark.parametrize("tau_spec", ["flat", "uniform:0,100", "uniform:50", "halfnormal:10", "halfcauchy:25",
+                                      "halft:3,5", "exponential:2", "lognormal:1,1", "dumouchel"])
+def test_every_tau_prior_spec(capsys, tau_spec):
+    code, out, err = run(capsys, "fit", "eight_schools", "--tau-prior", tau_spec)
+    assert code == 0, err
+    assert f"tau prior {parse_tau_prior(tau_spec).spec}," in out.splitlines()[0]
+
+
+@pytest.mark.parametrize("mu_spec", ["flat", "normal:0,4", "normal:5,100"])
+def test_every_mu_prior_spec(capsys, mu_spec):
+    code, out, err = run(capsys, "fit", "eight_schools", "--mu-prior", mu_spec, "--format", "json")
+    assert code == 0, err
+    expected = analytic.fit(datasets.load("eight_schools"), beta_prior=parse_beta_prior(mu_spec))
+    assert json.loads(out)[1]["mean"] == pytest.approx(expected.mean("mu"), rel=1e-12)
+
+
+def test_moment_warning_is_one_line(capsys, tmp_path):
+    path = tmp_path / "three.csv"
+    path.write_text("country,X_beta,X_stderr\nA,0.01,0.02\nB,0.03,0.01\nC,-0.01,0.015\n")
+    code, out, err = run(capsys, "fit", str(path), "--effect", "X_beta", "--se", "X_stderr", "--format", "json")
+    assert code == 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("metapool: warning: the posterior mean and sd of tau")
+    tau = json.loads(out)[0]
+    assert tau["mean"] is None and tau["sd"] is None and tau["q50"] > 0
+
+
+# ----------------------------------------------------------------------------- bad input
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+BAD = {
+    "missing file": lambda t: ["fit", str(t / "nope.csv"), "--effect", "y", "--se", "s"],
+    "unknown dataset": lambda t: ["fit", "nine_schools"],
+    "unknown column": lambda t: ["fit", _write(t, "a.csv", "y,s\n1,1\n2,1\n3,1\n"), "--effect", "y", "--se", "se"],
+    "no effect option": lambda t: ["fit", _write(t, "b.csv", "y,s\n1,1\n2,1\n3,1\n"), "--se", "s"],
+    "no se option": lambda t: ["fit", _write(t, "c.csv", "y,s\n1,1\n2,1\n3,1\n"), "--effect", "y"],
+    "zero se": lambda t: ["fit", _write(t, "d.csv", "y,s\n1,1\n2,0\n3,1\n"), "--effect", "y", "--se", "s"],
+    "text effect": lambda t: ["fit", _write(t, "e.csv", "y,s\n1,1\nabc,1\n3,1\n"), "--effect", "y", "--se", "s"],
+    "negative variance": lambda t: ["fit", _write(t, "f.csv", "y,v\n1,1\n2,-1\n3,1\n"), "--effect", "y",
+                                    "--variance", "v"],
+    "improper posterior": lambda t: ["fit", _write(t, "g.csv", "y,s\n1,1\n2,1\n"), "--effect", "y", "--se", "s"],
+    "improper posterior, nuts": lambda t: ["fit", _write(t, "h.csv", "y,s\n1,1\n2,1\n"), "--effect", "y",
+                                           "--se", "s", "--engine", "nuts"],
+    "bad tau prior": lambda t: ["fit", "eight_schools", "--tau-prior", "halfnormal:-1"],
+    "unknown tau prior": lambda t: ["fit", "eight_schools", "--tau-prior", "gamma:1,1"],
+    "bad mu prior": lambda t: ["fit", "eight_schools", "--mu-prior", "normal:0"],
+    "bad formula": lambda t: ["fit", "bcg", "--covariates", "~ nosuch"],
+    "formula syntax": lambda t: ["fit", "bcg", "--covariates", "~ ablat +"],
+    "covariates on a dataset without them": lambda t: ["fit", "eight_schools", "--covariates", "~ x"],
+    "column options on a dataset": lambda t: ["fit", "eight_schools", "--effect", "y"],
+    "bad x-new": lambda t: ["fit", "bcg", "--covariates", "~ ablat", "--x-new", "latitude=3"],
+    "malformed x-new": lambda t: ["fit", "bcg", "--x-new", "ablat"],
+    "zero draws": lambda t: ["fit", "eight_schools", "--draws", "0"],
+    "unknown engine": lambda t: ["fit", "eight_schools", "--engine", "gibbs"],
+    "unknown command": lambda t: ["gibbs"],
+    "missing data argument": lambda t: ["fit"],
+    "unknown study for --out": lambda t: ["fit", "eight_schools", "--out", str(t / "o"), "--study", "Z",
+                                          "--draws", "100"],
+    "out is a file": lambda t: ["fit", "eight_schools", "--out", _write(t, "file.txt", "x"), "--draws", "100"],
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_exits_2_with_one_line(capsys, tmp_path, case):
+    code, out, err = run(capsys, *BAD[case](tmp_path))
+    _assert_one_line_error(code, out, err)
+
+
+def test_error_messages_name_the_problem(capsys, tmp_path):
+    _, _, err = run(capsys, *BAD["unknown column"](tmp_path))
+    assert "se" in err
+    _, _, err = run(capsys, *BAD["zero se"](tmp_path))
+    assert "0" in err and "s" in err
+    _, _, err = run(capsys, *BAD["formula syntax"](tmp_path))
+    assert "not a valid formula" in err and "\x1b" not in err  # no terminal colour codes
+    _, _, err = run(capsys, *BAD["improper posterior"](tmp_path))
+    assert "improper" in err
+    _, _, err = run(capsys, *BAD["unknown dataset"](tmp_path))
+    assert "eight_schools, bcg, seed_countries" in err
+    _, _, err = run(capsys, *BAD["missing file"](tmp_path))
+    assert "nope.csv" in err
+    _, _, err = run(capsys, *BAD["unknown study for --out"](tmp_path))
+    assert "--study 'Z'" in err and not (tmp_path / "o").exists()
+    _, _, err = run(capsys, *BAD["out is a file"](tmp_path))
+    assert "not a directory" in err
+
+
+def test_help_and_version(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "fit" in out and "validate" in out and "demo" in out and "datasets" in out
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("metapool ")
+    code, _, err = run(capsys)
+    assert code == 2 and "usage" in err
+
+
+# ----------------------------------------------------------------------------- --out
+def test_out_writes_the_original_outputs(capsys, tmp_path, eight_exact):
+    out_dir = tmp_path / "results"
+    code, out, err = run(capsys, "fit", "eight_schools", "--format", "json", "--out", str(out_dir),
+                         "--draws", "2000", "--seed", "3", "--study", "A", "--study", "C")
+    assert code == 0
+    assert err.startswith("metapool: wrote summary.csv, summary.json")
+    names = {p.name for p in out_dir.iterdir()}
+    draws_file = "draws.nc" if "draws.nc" in names else "draws.csv"
+    assert names == {"summary.csv", "summary.json", draws_file, "coda.csv", "metadata.json", "tau_density.png",
+                     "conditional_means.png", "predictive_A.png", "predictive_C.png"}
+    assert json.loads((out_dir / "summary.json").read_text()) == json.loads(out)
+    summary = pd.read_csv(out_dir / "summary.csv", index_col="parameter")
+    assert summary.loc["tau", "mean"] == pytest.approx(eight_exact.mean("tau"), rel=1e-12)
+    coda = pd.read_csv(out_dir / "coda.csv", index_col="parameter")
+    assert list(coda.columns) == ["Mean", "SD", "Naive SE", "Time-series SE", "2.5%", "25%", "50%", "75%", "97.5%"]
+    assert list(coda.index) == list(summary.index)
+    # 2000 independent draws: the coda means are within 4 naive SE of the exact means
+    z = (coda["Mean"] - summary["mean"]) / coda["Naive SE"]
+    assert np.all(np.abs(z.drop("theta_new")) < 4.5)
+    if draws_file == "draws.csv":
+        draws = pd.read_csv(out_dir / "draws.csv")
+        assert list(draws.columns[:4]) == ["chain", "draw", "tau", "mu"]
+        assert len(draws) == 2000
+        assert draws["tau"].mean() == pytest.approx(coda.loc["tau", "Mean"], rel=1e-8)
+    meta = json.loads((out_dir / "metadata.json").read_text())
+    assert meta["engine"] == "exact" and meta["seed"] == 3 and meta["draws"]["draws"] == 2000
+    assert meta["data"]["J"] == 8 and meta["tau_prior"] == "flat"
+    assert set(meta["files"]) == names
+    for png in names - {"summary.csv", "summary.json", draws_file, "coda.csv", "metadata.json"}:
+        assert (out_dir / png).read_bytes()[:4] == b"\x89PNG"
+
+
+# ----------------------------------------------------------------------------- datasets
+def test_datasets_lists_the_bundled_data(capsys):
+    code, out, _ = run(capsys, "datasets")
+    assert code == 0
+    rows = [line.split()[0] for line in out.splitlines()[1:4]]
+    assert rows == ["eight_schools", "bcg", "seed_countries"]
+    assert "SIMULATED" in out
+
+
+# ----------------------------------------------------------------------------- NUTS (one real run)
+def test_fit_engine_nuts(capsys, tmp_path, eight_exact):
+    out_dir = tmp_path / "nuts"
+    code, out, err = run(capsys, "fit", "eight_schools", "--engine", "nuts", "--draws", "300", "--tune", "300",
+                         "--chains", "2", "--seed", "1", "--out", str(out_dir))
+    assert code == 0
+    lines = out.splitlines()
+    assert "engine NUTS" in lines[0]
+    assert lines[2].split() == NUTS_KEYS[1:]
+    assert lines[-1].startswith("divergences: ")
+    records = json.loads((out_dir / "summary.json").read_text())
+    assert all(list(r) == NUTS_KEYS for r in records)
+    rec = {r["parameter"]: r for r in records}
+    assert [r["parameter"] for r in records][:3] == ["tau", "mu", "theta[A]"]
+    for name in ("tau", "mu"):
+        assert abs(rec[name]["mean"] - eight_exact.mean(name)) < 5 * rec[name]["mcse_mean"]
+    meta = json.loads((out_dir / "metadata.json").read_text())
+    assert meta["engine"] == "nuts"
+    assert meta["divergences"] == int(lines[-1].split()[1])
+    assert meta["nuts"]["parameterization"] == "noncentered"
+    assert not any(p.suffix == ".png" for p in out_dir.iterdir())  # exact figures belong to the exact engine
+    assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- validate and demo (fakes)
+@dataclass
+class FakeReport:
+    passed: bool
+    table: pd.DataFrame
+
+    def __str__(self) -> str:
+        return f"fake validation report: {'PASSED' if self.passed else 'FAILED'}"
+
+
+def _fake_engine(monkeypatch, passed: bool = True) -> list:
+    """Replace NUTS by exact draws and ``compare`` by a fake with the documented interface."""
+    calls = []
+
+    def fake_nuts(data, tau_prior, beta_prior, x_new, args):
+        calls.append(args)
+        return analytic.fit(data, tau_prior, beta_prior).sample(draws=200, chains=2, seed=0)
+
+    def fake_compare(nuts_dt, exact):
+        calls.append((nuts_dt, exact))
+        table = pd.DataFrame({"exact_mean": [exact.mean("tau")], "passed": [passed]},
+                             index=pd.Index(["tau"], name="parameter"))
+        return FakeReport(passed, table)
+
+    monkeypatch.setattr(cli, "_nuts_fit", fake_nuts)
+    monkeypatch.setattr(cli, "validation_compare", lambda: fake_compare)
+    return calls
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_validate_exit_status_and_out(capsys, tmp_path, monkeypatch, passed):
+    calls = _fake_engine(monkeypatch, passed)
+    out_dir = tmp_path / "val"
+    code, out, _ = run(capsys, "validate", "eight_schools", "--parameterization", "centered", "--draws", "200",
+                       "--out", str(out_dir))
+    assert code == (0 if passed else 1)
+    assert ("PASSED" if passed else "FAILED") in out
+    assert calls[0].parameterization == "centered" and calls[0].draws == 200
+    report = pd.read_csv(out_dir / "report.csv", index_col="parameter")
+    assert list(report.index) == ["tau"]
+    assert (out_dir / "compare_densities.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_validate_regression_figure(capsys, tmp_path, monkeypatch):
+    _fake_engine(monkeypatch)
+    code, _, _ = run(capsys, "validate", "bcg", "--covariates", "~ ablat", "--out", str(tmp_path))
+    assert code == 0 and (tmp_path / "compare_densities.png").exists()
+
+
+def test_validate_without_validation_module(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "validation_compare", lambda: None)
+    code, out, err = run(capsys, "validate", "eight_schools")
+    _assert_one_line_error(code, out, err)
+    assert "metapool.validation" in err
+
+
+def test_validate_bad_input(capsys, monkeypatch):
+    _fake_engine(monkeypatch)
+    code, out, err = run(capsys, "validate", "nine_schools")
+    _assert_one_line_error(code, out, err)
+
+
+def test_demo_with_fakes(capsys, monkeypatch):
+    _fake_engine(monkeypatch)
+    code, out, _ = run(capsys, "demo", "--draws", "2000")
+    assert code == 0
+    assert "SIMULATED" in out.splitlines()[0]
+    assert "Iterations = 1:2000" in out and "Time-series SE" in out and "y_pred[country_03]" in out
+    assert "fake validation report: PASSED" in out and ": PASSED" in out
+
+
+def test_demo_without_validation_or_nuts(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "validation_compare", lambda: None)
+    code, out, _ = run(capsys, "demo", "--draws", "1000")
+    assert code == 0 and "skipped; metapool.validation.compare is not available" in out
+    code, out, _ = run(capsys, "demo", "--draws", "1000", "--skip-nuts")
+    assert code == 0 and "skipped (--skip-nuts)" in out
+
+
+# ----------------------------------------------------------------------------- wiring
+def test_python_dash_m(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["metapool", "datasets"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module("metapool", run_name="__main__")
+    assert exc.value.code == 0
+    assert "eight_schools" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("metapool")
+    assert script.exists(), "the console script 'metapool' is not installed next to the interpreter"
+    env = dict(os.environ, MPLBACKEND="Agg")
+    done = subprocess.run([str(script), "fit", "eight_schools", "--format", "json"], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["parameter"] == "tau"
+
+
+def test_demo_report_is_shortened_to_the_demo_rows():
+    names = ["tau", "mu"] + [f"theta[country_{i:02d}]" for i in range(1, 80)] + ["theta_new"]
+    table = pd.DataFrame({"exact_mean": np.arange(82.0), "mcmc_mean": np.arange(82.0), "r_hat": np.ones(82),
+                          "passed": [True] * 82}, index=pd.Index(names, name="parameter"))
+
+    class Report:
+        passed = True
+
+        def __init__(self):
+            self.table = table
+
+        def __str__(self):
+            return "verdict: PASSED\n  thresholds: ...\n" + table.to_string()
+
+    text = cli._short_report(Report())
+    assert text.startswith("verdict: PASSED\n  thresholds: ...")
+    assert "theta[country_03]" in text and "theta[country_04]" not in text
+    assert "(76 more rows" in text
+    assert cli._short_report(FakeReport(True, table)) == "fake validation report: PASSED"  # no table in str
