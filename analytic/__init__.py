@@ -3,6 +3,6 @@
 numpy and scipy only (plus xarray for the DataTree of draws); never imports PyMC.
 """
 
-from metapool.analytic.posterior import DEFAULT_QUANTILES, ExactPosterior, MomentWarning, fit
+from metapool.analytic.posterior import DEFAULT_QUANTILES, ExactPosterior, MomentWarning, check_proper, fit
 
-__all__ = ["fit", "ExactPosterior", "MomentWarning", "DEFAULT_QUANTILES"]
+__all__ = ["fit", "check_proper", "ExactPosterior", "MomentWarning", "DEFAULT_QUANTILES"]

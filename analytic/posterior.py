@@ -16,7 +16,7 @@ from scipy import optimize, special
 from metapool.data import MetaData
 from metapool.analytic import _base as B
 
-__all__ = ["fit", "ExactPosterior", "MomentWarning", "DEFAULT_QUANTILES"]
+__all__ = ["fit", "check_proper", "ExactPosterior", "MomentWarning", "DEFAULT_QUANTILES"]
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.025, 0.25, 0.5, 0.75, 0.975)
 # Mass left outside the integration domain: integrands are followed until they fall this many
@@ -485,6 +485,33 @@ def _check_proper(data: MetaData, tau_prior, beta_prior, k: float) -> None:
         f"coefficients needs J - p >= 2; here J = {data.J}, p = {data.p}). Use a proper tau prior "
         "(e.g. halfnormal:SCALE) or more studies."
     )
+
+
+def check_proper(data: MetaData, tau_prior=None, beta_prior=None) -> float:
+    """Raise ValueError if the posterior is improper; return the tail exponent of p(tau | y).
+
+    Parameters
+    ----------
+    data : MetaData
+    tau_prior, beta_prior : prior object or spec string, optional
+        Defaults: flat on tau >= 0 and flat on every coefficient.
+
+    Returns
+    -------
+    float
+        k such that p(tau | y) ~ tau^-k as tau -> infinity (inf for light or bounded tails).
+
+    Notes
+    -----
+    With a flat tau prior and flat coefficients, p(tau | y) ~ tau^-(J - p): proper iff J - p >= 2,
+    E[tau] exists iff J - p >= 3 and Var[tau] iff J - p >= 4 (docs/MATH.md, 'Tail'). A prior with
+    tail tau^-a adds a; a normal prior on beta replaces J - p by J; a bounded prior makes k infinite.
+    """
+    tp, bp = _prior_objects(tau_prior, beta_prior)
+    tp = tp.bind(data)
+    k = _tail_exponent(data, tp, bp)
+    _check_proper(data, tp, bp, k)
+    return k
 
 
 def _logf_log(x: np.ndarray, prob: Problem) -> np.ndarray:

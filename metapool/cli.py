@@ -359,10 +359,9 @@ def _x_new(args: argparse.Namespace, data: MetaData) -> np.ndarray | None:
 
 def _require_proper(data: MetaData, tau_prior, beta_prior) -> None:
     """Refuse an improper posterior before NUTS wanders off (same rule as the exact engine)."""
-    from metapool.analytic.posterior import _check_proper, _tail_exponent
+    from metapool.analytic import check_proper
 
-    bound = tau_prior.bind(data)
-    _check_proper(data, bound, beta_prior, _tail_exponent(data, bound, beta_prior))
+    check_proper(data, tau_prior, beta_prior)
 
 
 # ----------------------------------------------------------------------------- fitting

@@ -480,3 +480,15 @@ def test_sample_without_predictive_groups(eight_post):
     assert "posterior_predictive" not in lean.children and "log_likelihood" not in lean.children
     for v in ("tau", "mu", "theta"):
         assert np.array_equal(lean["posterior"][v].values, full["posterior"][v].values)
+
+
+def test_check_proper_reports_tail_exponent():
+    from metapool.analytic import check_proper
+
+    d = MetaData.from_arrays(Y8, S8)
+    assert check_proper(d) == 7                       # J - p with flat priors
+    assert check_proper(d, "halfcauchy:1") == 9       # half-Cauchy adds 2
+    assert check_proper(d, "flat", "normal:0,10") == 8  # a proper beta prior: J
+    assert check_proper(d, "uniform:0,5") == np.inf
+    with pytest.raises(ValueError, match="improper"):
+        check_proper(MetaData.from_arrays([1.0, 2.0], [1.0, 1.0]))
