@@ -1,0 +1,41 @@
+"""The PyMC engine: the same hierarchical meta-analysis model, sampled with NUTS.
+
+``build`` returns the ``pymc.Model`` (non-centred by default), ``sample`` runs NUTS (nutpie by
+default) and returns an ``xarray.DataTree`` in the layout the exact engine
+(``metapool.analytic``) also uses, ``summarize`` makes the shared summary table and
+``divergences`` counts divergent transitions. ``ModelSpec`` is the frozen description of the
+model behind ``build``.
+
+Names (docs/CONVENTIONS.md): dims ``study``, ``coef``; variables ``tau``, ``mu`` (intercept
+only) or ``beta``, ``theta``, ``theta_new``, ``z`` / ``z_new`` (non-centred only), ``y``.
+"""
+
+from metapool.models.pymc_model import build, build_from_spec
+from metapool.models.sampling import (
+    DEFAULT_TARGET_ACCEPT,
+    RETRY_TARGET_ACCEPT,
+    SamplingWarning,
+    divergences,
+    sample,
+    sample_prior_predictive,
+)
+from metapool.models.spec import PARAMETERIZATIONS, ModelSpec, normalize_parameterization
+from metapool.models.summary import MCMC_COLUMNS, SUMMARY_COLUMNS, flat_draws, summarize
+
+__all__ = [
+    "build",
+    "build_from_spec",
+    "sample",
+    "sample_prior_predictive",
+    "summarize",
+    "divergences",
+    "flat_draws",
+    "ModelSpec",
+    "PARAMETERIZATIONS",
+    "normalize_parameterization",
+    "SamplingWarning",
+    "DEFAULT_TARGET_ACCEPT",
+    "RETRY_TARGET_ACCEPT",
+    "SUMMARY_COLUMNS",
+    "MCMC_COLUMNS",
+]

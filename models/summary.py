@@ -1,0 +1,124 @@
+"""Posterior summary table with flat parameter names, computed by ArviZ."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+from arviz_stats.base import array_stats
+
+__all__ = ["summarize", "flat_draws", "SUMMARY_COLUMNS", "MCMC_COLUMNS", "quantile_column"]
+
+#: Columns every engine reports (with the default quantiles).
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "mean", "sd", "q2.5", "q25", "q50", "q75", "q97.5", "hdi95_low", "hdi95_high",
+)
+#: Columns MCMC adds.
+MCMC_COLUMNS: tuple[str, ...] = ("mcse_mean", "ess_bulk", "ess_tail", "r_hat")
+
+#: Posterior variables reported, in this order (PyMC-only ``z``/``z_new`` are left out).
+_POSTERIOR_ORDER: tuple[str, ...] = ("tau", "mu", "beta", "theta", "theta_new")
+_SAMPLE_DIMS = ("chain", "draw")
+
+
+def quantile_column(q: float) -> str:
+    """Column name of quantile ``q``: ``0.025 -> "q2.5"``, ``0.5 -> "q50"``."""
+    return "q" + f"{100.0 * float(q):.10g}"
+
+
+def _flatten(name: str, da: xr.DataArray) -> dict[str, xr.DataArray]:
+    """One (chain, draw) array per element, named ``name[label]`` (``name[a,b]`` for 2-d)."""
+    extra = [d for d in da.dims if d not in _SAMPLE_DIMS]
+    da = da.transpose(*_SAMPLE_DIMS, *extra)
+    if not extra:
+        return {name: da.reset_coords(drop=True)}
+    out = {}
+    stacked = da.stack(_flat=extra)
+    for i in range(stacked.sizes["_flat"]):
+        elem = stacked.isel(_flat=i)
+        labels = [str(elem[d].item()) for d in extra]
+        out[f"{name}[{','.join(labels)}]"] = elem.drop_vars([c for c in elem.coords if c not in _SAMPLE_DIMS])
+    return out
+
+
+def flat_draws(dt: xr.DataTree) -> xr.Dataset:
+    """The reported quantities as one ``(chain, draw)`` variable per flat parameter name.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A fit with a ``posterior`` group and, optionally, ``posterior_predictive`` ``y``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``tau``, ``mu`` or ``beta[NAME]``, ``theta[LABEL]``, ``theta_new`` and
+        ``y_pred[LABEL]`` (from ``posterior_predictive.y``), in that order; those absent from
+        ``dt`` are skipped.
+    """
+    post = dt["posterior"].to_dataset()
+    parts: dict[str, xr.DataArray] = {}
+    for name in _POSTERIOR_ORDER:
+        if name in post.data_vars:
+            parts.update(_flatten(name, post[name]))
+    if "posterior_predictive" in dt.children and "y" in dt["posterior_predictive"].data_vars:
+        parts.update(_flatten("y_pred", dt["posterior_predictive"]["y"]))
+    return xr.Dataset(parts)
+
+
+def summarize(
+    dt: xr.DataTree,
+    quantiles: Sequence[float] = (0.025, 0.25, 0.5, 0.75, 0.975),
+) -> pd.DataFrame:
+    """Summary table of a NUTS fit (or of any draws in the shared layout).
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        Output of :func:`metapool.models.sample` (the exact engine's ``sample()`` works too).
+    quantiles : sequence of float, default (0.025, 0.25, 0.5, 0.75, 0.975)
+        Probabilities of the quantile columns, each in [0, 1].
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``parameter``: ``tau``, ``mu`` or ``beta[NAME]``, ``theta[LABEL]``,
+        ``theta_new``, ``y_pred[LABEL]``. Columns ``mean, sd``, one ``qP`` per quantile
+        (``q2.5, q25, q50, q75, q97.5`` by default), ``hdi95_low, hdi95_high, mcse_mean,
+        ess_bulk, ess_tail, r_hat``. Unrounded floats.
+
+    Notes
+    -----
+    Everything comes from ArviZ: ``mean``, ``sd``, the 95% highest-density interval, the
+    Monte Carlo standard error of the mean, the bulk and tail effective sample sizes and the
+    rank-normalised split R-hat [1]_ from :func:`arviz.summary`; the quantiles from ArviZ's
+    array quantile (linear interpolation over the pooled draws of every chain).
+
+    References
+    ----------
+    .. [1] Vehtari, A., Gelman, A., Simpson, D., Carpenter, B. and Bürkner, P.-C. (2021).
+       Rank-normalization, folding, and localization: an improved R-hat for assessing
+       convergence of MCMC. Bayesian Analysis 16(2), 667-718.
+    """
+    qs = [float(q) for q in quantiles]
+    if any(not 0.0 <= q <= 1.0 for q in qs):
+        raise ValueError(f"quantiles must lie in [0, 1], got {list(quantiles)}")
+    ds = flat_draws(dt)
+    if not ds.data_vars:
+        raise ValueError("no posterior variables to summarise (expected tau, mu/beta, theta ...)")
+    table = az.summary(ds, kind="all", ci_prob=0.95, ci_kind="hdi", round_to="none", fmt="wide")
+    table = pd.DataFrame(table).rename(columns={"hdi95_lb": "hdi95_low", "hdi95_ub": "hdi95_high"})
+    names = list(ds.data_vars)
+    if qs:
+        values = np.stack([ds[n].transpose(*_SAMPLE_DIMS).values for n in names], axis=-1)
+        qvals = np.asarray(array_stats.quantile(values, qs, axis=(0, 1)))  # (K, len(qs))
+        qtab = pd.DataFrame(qvals, index=names, columns=[quantile_column(q) for q in qs])
+    else:
+        qtab = pd.DataFrame(index=names)
+    columns = ["mean", "sd", *qtab.columns, "hdi95_low", "hdi95_high", *MCMC_COLUMNS]
+    out = pd.concat([table.loc[names], qtab], axis=1)[columns].astype(float)
+    out.index = pd.Index(names, name="parameter")
+    return out

@@ -1,0 +1,79 @@
+"""Session-wide NUTS fits shared by every test module.
+
+NUTS fits cost seconds each (mostly compiling the model), so each distinct fit is made once per
+test session and cached. Ask for one with the ``nuts_fit`` factory fixture::
+
+    def test_something(nuts_fit):
+        dt = nuts_fit("eight_schools")                       # non-centred, flat priors
+        dt = nuts_fit("bcg", "~ ablat")                      # meta-regression
+        dt = nuts_fit("eight_schools", parameterization="centered", max_retries=0,
+                      target_accept=0.8)
+
+Every fit is seeded (``FIT_SEED`` unless given), so the results are the same on every run.
+The returned DataTrees are shared: do not modify them. Warnings raised while fitting (e.g.
+``SamplingWarning``) are kept and returned by ``nuts_fit.warnings(...)`` with the same
+arguments.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+
+#: Seed of every shared fit unless a test asks for another.
+FIT_SEED = 20250101
+
+
+class NutsFitCache:
+    """Callable cache of :func:`metapool.models.sample` fits keyed by their arguments.
+
+    Call as ``nuts_fit(dataset, formula=None, parameterization="noncentered", **options)``:
+    ``dataset`` is a name for :func:`metapool.datasets.load`, ``formula`` its ``covariates``
+    (``"~ ablat"`` for bcg), ``options`` any keyword of :func:`metapool.models.sample`
+    (``tau_prior``/``beta_prior`` as spec strings, ``draws``, ``tune``, ``chains``, ``seed``,
+    ``nuts_sampler``, ``target_accept``, ``max_retries``, ``x_new`` as a tuple, ``cores``).
+    """
+
+    seed: int = FIT_SEED
+
+    def __init__(self) -> None:
+        self._fits: dict[tuple, Any] = {}
+        self._warnings: dict[tuple, list[warnings.WarningMessage]] = {}
+
+    @staticmethod
+    def _key(dataset: str, formula: str | None, parameterization: str, options: dict[str, Any]) -> tuple:
+        opts = dict(options)
+        opts.setdefault("seed", FIT_SEED)
+        if "x_new" in opts and opts["x_new"] is not None:
+            opts["x_new"] = tuple(float(v) for v in opts["x_new"])
+        return (dataset, formula, parameterization, tuple(sorted(opts.items())))
+
+    def __call__(self, dataset: str = "eight_schools", formula: str | None = None,
+                 parameterization: str = "noncentered", **options: Any):
+        key = self._key(dataset, formula, parameterization, options)
+        if key not in self._fits:
+            import metapool.datasets
+            from metapool.models import sample
+
+            data = (metapool.datasets.load(dataset, covariates=formula) if formula
+                    else metapool.datasets.load(dataset))
+            opts = dict(key[3])
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self._fits[key] = sample(data, parameterization=parameterization, progressbar=False, **opts)
+            self._warnings[key] = list(caught)
+        return self._fits[key]
+
+    def warnings(self, dataset: str = "eight_schools", formula: str | None = None,
+                 parameterization: str = "noncentered", **options: Any) -> list[warnings.WarningMessage]:
+        """Warnings raised while making this fit (fits it first if needed)."""
+        self(dataset, formula, parameterization, **options)
+        return self._warnings[self._key(dataset, formula, parameterization, options)]
+
+
+@pytest.fixture(scope="session")
+def nuts_fit() -> NutsFitCache:
+    """Factory of cached, seeded NUTS fits: ``nuts_fit("bcg", "~ ablat")`` (see module docstring)."""
+    return NutsFitCache()
