@@ -124,8 +124,9 @@ def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
     prior_b = pr.prec0 * pr.mean0_c
     prior_q = float(pr.mean0_c @ (pr.prec0 * pr.mean0_c))
     for sl in chunks(K, J):
-        v = pr.se2[None, :] + tau2[sl, None]                   # (k, J)
-        w = 1.0 / v
+        v = np.add.outer(tau2[sl], pr.se2)                     # (k, J)
+        w = np.reciprocal(v)
+        logv = np.log(v, out=v).sum(axis=1)                    # in place: v is not needed again
         A = rowdot(w, pr.XX).reshape(-1, p, p) + P0[None]
         b = rowdot(w, pr.Xy) + prior_b[None]
         yWy = rowdot(w, pr.y2)
@@ -133,7 +134,7 @@ def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
         bh = _cho_solve(L, b)
         quad = yWy + prior_q - np.einsum("kp,kp->k", b, bh)
         logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
-        out_lp[sl] = -0.5 * (logdet + np.log(v).sum(axis=1) + quad)
+        out_lp[sl] = -0.5 * (logdet + logv + quad)
         out_bh[sl] = bh + pr.beta_ref[None]
         out_cov[sl] = _cho_solve_mat(L, np.broadcast_to(np.eye(p), A.shape))
     return Conditional(out_lp, out_bh, out_cov)
