@@ -1,0 +1,303 @@
+"""metapool.validation.compare and check_analytic: every threshold, failing reports, eight schools.
+
+The NUTS fits come from the session cache in conftest.py (``nuts_fit``), with the same keys as
+tests/test_models.py, so no extra fit is made. The unit tests build their draws from the exact
+engine (independent draws) and then damage them in one known way each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import arviz as az
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+import metapool.datasets as datasets
+from metapool import MetaData, analytic
+from metapool.priors import HalfNormalTau
+from metapool.validation import AnalyticCheckReport, ComparisonReport, check_analytic, compare, sampler_diagnostics
+from metapool.validation._common import ks_pvalue, ks_uniform, sidak_alpha, z_critical, z_family_alpha
+
+#: Same key as tests/test_models.py: the centred fit at the samplers' usual target_accept.
+CENTERED = dict(parameterization="centered", target_accept=0.8, max_retries=0)
+CHAINS, DRAWS = 4, 500
+
+
+# ----------------------------------------------------------------------------- helpers
+@pytest.fixture(scope="module")
+def eight() -> MetaData:
+    return datasets.load("eight_schools")
+
+
+@pytest.fixture(scope="module")
+def exact8(eight):
+    return analytic.fit(eight)
+
+
+def _sample_stats(diverging=None, energy=None, depth=None, seed=0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    shape = (CHAINS, DRAWS)
+    return xr.Dataset({
+        "diverging": (("chain", "draw"), np.zeros(shape, bool) if diverging is None else diverging),
+        "energy": (("chain", "draw"), rng.standard_normal(shape) if energy is None else energy),
+        "tree_depth": (("chain", "draw"), np.full(shape, 3) if depth is None else depth),
+    })
+
+
+def _fake_fit(exact, seed: int = 1, posterior: dict | None = None, **stats_kw) -> xr.DataTree:
+    """Exact (independent) draws in the NUTS layout, with a sample_stats group and optional edits."""
+    dt = exact.sample(draws=DRAWS, chains=CHAINS, seed=seed)
+    groups = {k: dt[k].to_dataset() for k in dt.children}
+    if posterior:
+        post = groups["posterior"].copy()
+        for name, fn in posterior.items():
+            post[name] = fn(post[name])
+        groups["posterior"] = post
+    groups["sample_stats"] = _sample_stats(**stats_kw)
+    return xr.DataTree.from_dict(groups)
+
+
+def _reasons(report, parameter: str) -> list[str]:
+    return [why for p, why in report.failures if p == parameter]
+
+
+# ----------------------------------------------------------------------------- multiplicity, KS
+def test_z_critical_is_sidak_adjusted_from_the_one_test_threshold():
+    assert z_family_alpha(4.0) == pytest.approx(2 * stats.norm.sf(4.0), rel=1e-12)
+    assert z_critical(4.0, 1) == pytest.approx(4.0, rel=1e-12)
+    # 66 tests (eight schools: 11 parameters x mean + 5 quantiles): same family-wise level.
+    a66 = 1 - (1 - 2 * stats.norm.sf(4.0)) ** (1 / 66)
+    assert z_critical(4.0, 66) == pytest.approx(stats.norm.isf(a66 / 2), rel=1e-10)
+    assert z_critical(4.0, 66) == pytest.approx(4.8997, abs=1e-3)
+    assert z_critical(4.0, 10) < z_critical(4.0, 100) < z_critical(4.0, 1000)
+    assert sidak_alpha(0.01, 1) == pytest.approx(0.01)
+    assert 0.01 / 10 < sidak_alpha(0.01, 10) < 0.01 / 9.9
+    with pytest.raises(ValueError):
+        sidak_alpha(1.5, 3)
+
+
+def test_ks_statistic_and_ess_pvalue_match_scipy():
+    u = np.random.default_rng(3).random(400)
+    ref = stats.kstest(u, "uniform", method="exact")
+    assert ks_uniform(u) == pytest.approx(ref.statistic, rel=1e-12)
+    assert ks_pvalue(ks_uniform(u), 400) == pytest.approx(ref.pvalue, rel=1e-6)
+    # a smaller effective sample size gives a larger p-value for the same distance
+    assert ks_pvalue(0.08, 100) > ks_pvalue(0.08, 400)
+
+
+# ----------------------------------------------------------------------------- unit tests of compare
+def test_independent_exact_draws_pass_with_full_table(exact8, eight):
+    rep = compare(_fake_fit(exact8), exact8)
+    assert isinstance(rep, ComparisonReport)
+    assert rep.passed, str(rep)
+    assert rep.failures == ()
+    names = ["tau", "mu", *(f"theta[{s}]" for s in eight.labels), "theta_new"]
+    assert list(rep.table.index) == names
+    for col in ["exact_mean", "exact_sd", "exact_q2.5", "exact_q97.5", "mcmc_mean", "mcmc_q50", "mcse_mean",
+                "mcse_q2.5", "z_mean", "z_q2.5", "z_q25", "z_q50", "z_q75", "z_q97.5", "ess_bulk", "ess_tail",
+                "r_hat", "pit_ks", "pit_p", "wasserstein_sd", "max_abs_z", "passed"]:
+        assert col in rep.table.columns, col
+    t = rep.table
+    assert t.loc["tau", "exact_mean"] == pytest.approx(exact8.mean("tau"), rel=1e-12)
+    assert t.loc["mu", "exact_q2.5"] == pytest.approx(float(exact8.quantile("mu", 0.025)), rel=1e-9)
+    x = exact8.sample(draws=DRAWS, chains=CHAINS, seed=1)["posterior"]["tau"].values
+    assert t.loc["tau", "mcmc_mean"] == pytest.approx(x.mean())
+    assert t.loc["tau", "z_mean"] == pytest.approx((x.mean() - exact8.mean("tau")) / t.loc["tau", "mcse_mean"])
+    assert np.isfinite(t.filter(like="z_").to_numpy()).all()
+    # independent draws: ESS close to n, Wasserstein distance of two samples of 2000 is small
+    assert (t["ess_bulk"] > 1000).all() and (t["r_hat"] < 1.01).all()
+    assert (t["wasserstein_sd"] < 0.15).all()
+    # the distance is ArviZ's marginal Wasserstein-1 (on all draws) to exact draws seeded with `seed`
+    ref = exact8.sample(draws=DRAWS, chains=CHAINS, seed=0)["posterior"].to_dataset()[["tau"]]
+    mine = exact8.sample(draws=DRAWS, chains=CHAINS, seed=1)["posterior"].to_dataset()[["tau"]]
+    w = az.wasserstein(mine, ref, joint=False, num_samples=CHAINS * DRAWS, round_to="none")
+    assert t.loc["tau", "wasserstein_sd"] == pytest.approx(w / exact8.sd("tau"), rel=1e-9)
+    th = rep.thresholds
+    assert th["n_z_tests"] == 66 and th["z_crit"] == pytest.approx(z_critical(4.0, 66))
+    assert th["min_ess"] == 400 and th["rhat_max"] == 1.01 and th["bfmi_min"] == 0.3
+    assert rep.divergences == 0 and rep.treedepth_hits == 0 and len(rep.bfmi) == CHAINS
+
+
+def test_biased_draws_fail_the_z_test(exact8):
+    sd = exact8.sd("theta[A]")
+    shift = lambda da: da + xr.where(da.study == "A", 0.25 * sd, 0.0)  # noqa: E731
+    rep = compare(_fake_fit(exact8, posterior={"theta": shift}), exact8)
+    assert not rep.passed
+    assert rep.failed_parameters == ("theta[A]",)
+    reasons = _reasons(rep, "theta[A]")
+    assert any(r.startswith("mean: z = +") for r in reasons), reasons
+    assert rep.table.loc["theta[A]", "z_mean"] > 8      # 0.25 sd / (sd / sqrt(2000)) ~ 11
+    assert not rep.table.loc["theta[A]", "passed"] and rep.table.loc["theta[B]", "passed"]
+    # a threshold above the largest |z| lets it through
+    loose = compare(_fake_fit(exact8, posterior={"theta": shift}), exact8, z_threshold=30.0)
+    assert "theta[A]" not in [p for p, why in loose.failures if "z =" in why]
+
+
+def test_rhat_above_threshold_fails(exact8):
+    # Chains 0 and 1 of mu moved apart (pooled mean unchanged): split R-hat about 1.05.
+    def split(da):
+        off = xr.DataArray([0.45, -0.45, 0.0, 0.0], dims="chain") * exact8.sd("mu")
+        return da + off
+    dt = _fake_fit(exact8, posterior={"mu": split})
+    rhat = float(az.rhat(dt["posterior"].to_dataset()[["mu"]])["mu"])
+    assert 1.04 < rhat < 1.07
+    rep = compare(dt, exact8)
+    assert not rep.passed
+    assert any(r.startswith("r_hat = 1.0") and "> 1.01" in r for r in _reasons(rep, "mu"))
+    assert rep.table.loc["mu", "r_hat"] == pytest.approx(rhat)
+    ok = compare(dt, exact8, rhat_max=1.1)
+    assert not any("r_hat" in r for r in _reasons(ok, "mu"))
+
+
+def test_a_single_divergence_fails(exact8):
+    div = np.zeros((CHAINS, DRAWS), bool)
+    div[2, 17] = True
+    dt = _fake_fit(exact8, diverging=div)
+    rep = compare(dt, exact8)
+    assert not rep.passed
+    assert rep.divergences == 1
+    assert rep.failed_parameters == ("sampler",)
+    assert "1 divergent transition (per chain 0, 0, 1, 0) > 0" in _reasons(rep, "sampler")[0]
+    assert compare(dt, exact8, max_divergences=1).passed
+
+
+def test_low_ebfmi_fails(exact8):
+    walk = np.cumsum(np.random.default_rng(5).standard_normal((CHAINS, DRAWS)), axis=1)  # E-BFMI << 0.3
+    dt = _fake_fit(exact8, energy=walk)
+    bfmi = np.asarray(az.bfmi(dt["sample_stats"].to_dataset()[["energy"]])["energy"].values)
+    assert (bfmi < 0.3).all()
+    rep = compare(dt, exact8)
+    assert not rep.passed and rep.failed_parameters == ("sampler",)
+    assert rep.bfmi == pytest.approx(tuple(bfmi))
+    assert "E-BFMI below 0.3 in chain(s) 0 (" in _reasons(rep, "sampler")[0]
+    # white-noise energies have E-BFMI near 2
+    assert all(b > 1.5 for b in compare(_fake_fit(exact8), exact8).bfmi)
+
+
+def test_too_few_effective_draws_fail(exact8):
+    rep = compare(_fake_fit(exact8), exact8, min_ess=5000)   # 2000 independent draws
+    assert not rep.passed
+    assert any(r.startswith("ess_bulk = ") and "< 5000" in r for r in _reasons(rep, "tau"))
+
+
+def test_treedepth_hits_are_reported_not_failed(exact8):
+    depth = np.full((CHAINS, DRAWS), 3)
+    depth[0, :7] = 10
+    rep = compare(_fake_fit(exact8, depth=depth), exact8)
+    assert rep.treedepth_hits == 7 and rep.passed
+    assert any("maximum tree depth" in n for n in rep.notes)
+    assert sampler_diagnostics(_fake_fit(exact8, depth=depth), max_treedepth=11)["treedepth_hits"] == 0
+
+
+def test_wrong_distribution_fails_the_pit_test(exact8):
+    # theta[B] replaced by normal draws with the exact mean and 1.3 x the exact sd
+    rng = np.random.default_rng(11)
+    m, s = exact8.mean("theta[B]"), exact8.sd("theta[B]")
+
+    def widen(da):
+        fake = m + 1.3 * s * rng.standard_normal((CHAINS, DRAWS))
+        return xr.where(da.study == "B", xr.DataArray(fake, dims=("chain", "draw")), da)
+    rep = compare(_fake_fit(exact8, posterior={"theta": widen}), exact8)
+    assert rep.failed_parameters == ("theta[B]",)
+    assert any(r.startswith("PIT KS distance") for r in _reasons(rep, "theta[B]"))
+    assert rep.table.loc["theta[B]", "pit_p"] < rep.thresholds["pit_p_min"]
+    assert rep.table.loc["theta[B]", "wasserstein_sd"] > rep.table.drop("theta[B]")["wasserstein_sd"].max()
+
+
+def test_mean_z_is_skipped_where_the_exact_mean_does_not_exist():
+    # J = 3 with flat priors: p(tau | y) ~ tau^-2, no posterior mean of tau, mu or theta_new.
+    data = MetaData.from_arrays([28.0, 8.0, -3.0], [15.0, 10.0, 16.0], labels=["A", "B", "C"])
+    with pytest.warns(analytic.MomentWarning):
+        post = analytic.fit(data)
+        assert np.isnan(post.summary().loc["tau", "mean"])
+    rep = compare(_fake_fit(post, seed=4), post)
+    for name in ("tau", "mu", "theta_new"):
+        assert np.isnan(rep.table.loc[name, "z_mean"]) and np.isnan(rep.table.loc[name, "exact_mean"])
+        assert np.isfinite(rep.table.loc[name, "z_q50"])
+    assert np.isfinite(rep.table.loc["theta[A]", "z_mean"])
+    assert rep.thresholds["n_z_tests"] == 6 * 6 - 3     # 6 parameters x (mean + 5 quantiles), 3 means missing
+    assert any("mean z skipped for tau, mu, theta_new" in n for n in rep.notes)
+    assert rep.passed, str(rep)
+
+
+def test_draws_from_another_prior_fail_the_setup(exact8, eight):
+    other = analytic.fit(eight, HalfNormalTau(5.0))
+    rep = compare(_fake_fit(other), exact8)
+    assert not rep.passed
+    assert any("tau_prior of the draws is 'halfnormal:5'" in r for r in _reasons(rep, "setup"))
+
+
+def test_failing_report_names_every_failed_parameter_and_why(exact8):
+    div = np.zeros((CHAINS, DRAWS), bool)
+    div[0, :3] = True
+    sd = exact8.sd("tau")
+    rep = compare(_fake_fit(exact8, posterior={"tau": lambda da: da + 0.3 * sd}, diverging=div), exact8)
+    text = str(rep)
+    assert text.startswith("metapool validation: ")
+    assert "FAILED" in text and "PASSED" not in text
+    for p, why in rep.failures:
+        assert f"{p}: {why}" in text
+    assert {"sampler", "tau"} <= set(rep.failed_parameters)
+    assert "3 divergent transitions" in text
+    assert "tau: mean: z = +" in text
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rep.failures = ()  # type: ignore[misc]
+
+
+# ----------------------------------------------------------------------------- eight schools, NUTS
+def test_centered_eight_schools_fails(nuts_fit, exact8):
+    dt = nuts_fit("eight_schools", **CENTERED)
+    rep = compare(dt, exact8)
+    assert not rep.passed
+    assert rep.divergences > 0
+    assert any("divergent transitions" in r for r in _reasons(rep, "sampler"))
+    # the funnel biases tau: its quantiles sit far outside the Monte Carlo error, R-hat is high
+    tau = rep.table.loc["tau"]
+    assert tau["max_abs_z"] > rep.thresholds["z_crit"]
+    assert tau["mcmc_q2.5"] > tau["exact_q2.5"]          # too few small values of tau
+    assert tau["r_hat"] > 1.01
+    assert rep.failed_parameters[:2] == ("sampler", "tau")
+    assert "tau: quantile q2.5: z = +" in str(rep)
+
+
+def test_noncentered_eight_schools_passes(nuts_fit, exact8):
+    rep = compare(nuts_fit("eight_schools"), exact8)
+    assert rep.passed, str(rep)
+    assert rep.divergences == 0
+    assert str(rep).startswith("metapool validation: NUTS (noncentered) vs exact: PASSED")
+    assert (rep.table["r_hat"] <= 1.01).all()
+
+
+# ----------------------------------------------------------------------------- check_analytic
+def test_check_analytic_passes_and_reports_tiny_differences(eight):
+    rep = check_analytic(eight, seed=0)
+    assert isinstance(rep, AnalyticCheckReport)
+    assert rep.passed, str(rep)
+    post = analytic.fit(eight)
+    summary = post.summary()
+    assert list(rep.differences.index) == list(summary.index)
+    assert list(rep.differences.columns) == list(summary.columns)
+    assert rep.max_abs_difference < 1e-7
+    assert np.nanmax(rep.differences.abs().to_numpy()) == pytest.approx(rep.max_abs_difference)
+    assert rep.max_relative_difference <= rep.thresholds["diff_tol"] == pytest.approx(1e-7)
+    assert rep.summary.equals(summary)
+    assert list(rep.table.index) == ["tau", "mu", *(f"theta[{s}]" for s in eight.labels), "theta_new"]
+    assert (rep.table["max_abs_z"] <= rep.thresholds["z_crit"]).all()
+    text = str(rep)
+    assert "PASSED" in text and "rtol 1e-08 vs 1e-12" in text
+
+
+def test_check_analytic_meta_regression_and_a_report_that_must_fail():
+    bcg = datasets.load("bcg", covariates="~ ablat")
+    rep = check_analytic(bcg, HalfNormalTau(1.0), draws=500)
+    assert rep.passed, str(rep)
+    assert {"beta[Intercept]", "beta[ablat]"} <= set(rep.table.index)
+    strict = check_analytic(bcg, HalfNormalTau(1.0), draws=500, diff_tol=1e-30)
+    assert not strict.passed
+    assert all("changes by" in why for _, why in strict.failures)
+    assert "FAILED" in str(strict) and strict.failures[0][0] in str(strict)
+    with pytest.raises(ValueError):
+        check_analytic(bcg, rtol=1e-8, fine_rtol=1e-6)
