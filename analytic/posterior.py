@@ -85,12 +85,6 @@ class ExactPosterior:
         return (("tau",) + self.coef_param_names + tuple(["theta[" + s + "]" for s in labs])
                 + ("theta_new",) + tuple(["y_pred[" + s + "]" for s in labs]))
 
-    @property
-    def moment_exists(self) -> dict[str, tuple[bool, bool]]:
-        """(mean exists, sd exists) for tau and for quantities whose spread grows with tau."""
-        k = self.tail_exponent
-        return {"tau": (k > 2, k > 3)}
-
     def _exists(self, kind: str) -> tuple[bool, bool]:
         k = self.tail_exponent
         heavy = (k > 2, k > 3)
@@ -207,7 +201,7 @@ class ExactPosterior:
         """An n-node Gauss rule for the tau posterior (for mixtures over many rows)."""
         x = np.log(self.tau_nodes) if self.coordinate == "log" else self.tau_nodes
         keep = self.weights > 0
-        c, s = np.average(x[keep], weights=self.weights[keep]), None
+        c = np.average(x[keep], weights=self.weights[keep])
         s = math.sqrt(np.average((x[keep] - c) ** 2, weights=self.weights[keep])) or 1.0
         t, w = B.gauss_rule_for_measure((x[keep] - c) / s, self.weights[keep], n)
         xn = c + s * t
