@@ -14,6 +14,7 @@ from numpy.typing import ArrayLike
 from scipy import optimize, special
 
 from metapool.data import MetaData
+from metapool.naming import quantile_column
 from metapool.analytic import _base as B
 
 __all__ = ["fit", "check_proper", "ExactPosterior", "MomentWarning", "DEFAULT_QUANTILES"]
@@ -26,11 +27,6 @@ TAIL_NATS = 46.0
 
 class MomentWarning(UserWarning):
     """A posterior mean or standard deviation does not exist (heavy tails of an improper prior)."""
-
-
-def _quantile_label(q: float) -> str:
-    s = f"{100 * q:.10g}"
-    return f"q{s}"
 
 
 def _prior_objects(tau_prior, beta_prior):
@@ -292,7 +288,7 @@ class ExactPosterior:
         """
         qs = tuple(DEFAULT_QUANTILES if quantiles is None else quantiles)
         hl = f"hdi{100 * prob:.10g}"
-        cols = ["mean", "sd"] + [_quantile_label(q) for q in qs] + [f"{hl}_low", f"{hl}_high"]
+        cols = ["mean", "sd"] + [quantile_column(q) for q in qs] + [f"{hl}_low", f"{hl}_high"]
         self._warn_moments()
         tau_row = np.empty(len(cols))
         tau_row[:2] = self._tau_moments()

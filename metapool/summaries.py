@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from metapool import naming
+
 __all__ = [
     "coda_table",
     "format_coda",
@@ -32,9 +34,7 @@ CODA_QUANTILES: tuple[float, ...] = (0.025, 0.25, 0.5, 0.75, 0.975)
 #: The first four columns of the table, named as coda prints them.
 CODA_STAT_COLUMNS: tuple[str, ...] = ("Mean", "SD", "Naive SE", "Time-series SE")
 
-_SAMPLE_DIMS = ("chain", "draw")
-#: Posterior variables in table order; the PyMC-only ``z`` / ``z_new`` are left out.
-_POSTERIOR_ORDER = ("tau", "mu", "beta", "theta", "theta_new")
+_SAMPLE_DIMS = naming.SAMPLE_DIMS
 
 
 # ----------------------------------------------------------------------------- draws -> (chain, draw)
@@ -82,15 +82,10 @@ def flat_draws(dt: xr.DataTree) -> dict[str, np.ndarray]:
         ``tau``, ``mu`` or ``beta[NAME]``, ``theta[LABEL]``, ``theta_new`` and ``y_pred[LABEL]``
         (the ``posterior_predictive`` ``y``), in that order; those absent are skipped.
     """
-    out: dict[str, np.ndarray] = {}
-    if "posterior" in dt.children:
-        post = dt["posterior"]
-        for name in _POSTERIOR_ORDER:
-            if name in post.data_vars:
-                out.update(_flatten_dataarray(name, post[name]))
-    if "posterior_predictive" in dt.children and "y" in dt["posterior_predictive"].data_vars:
-        out.update(_flatten_dataarray("y_pred", dt["posterior_predictive"]["y"]))
-    return out
+    if "posterior" not in dt.children:
+        return {}
+    ds = naming.flat_draws(dt)
+    return {name: ds[name].values for name in ds.data_vars}
 
 
 def _from_tree(dt: xr.DataTree, name: str | None) -> dict[str, np.ndarray]:

@@ -10,6 +10,9 @@ import pandas as pd
 import xarray as xr
 from arviz_stats.base import array_stats
 
+from metapool.naming import SAMPLE_DIMS as _SAMPLE_DIMS
+from metapool.naming import flat_draws, quantile_column
+
 __all__ = ["summarize", "flat_draws", "SUMMARY_COLUMNS", "MCMC_COLUMNS", "quantile_column"]
 
 #: Columns every engine reports (with the default quantiles).
@@ -18,56 +21,6 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 #: Columns MCMC adds.
 MCMC_COLUMNS: tuple[str, ...] = ("mcse_mean", "ess_bulk", "ess_tail", "r_hat")
-
-#: Posterior variables reported, in this order (PyMC-only ``z``/``z_new`` are left out).
-_POSTERIOR_ORDER: tuple[str, ...] = ("tau", "mu", "beta", "theta", "theta_new")
-_SAMPLE_DIMS = ("chain", "draw")
-
-
-def quantile_column(q: float) -> str:
-    """Column name of quantile ``q``: ``0.025 -> "q2.5"``, ``0.5 -> "q50"``."""
-    return "q" + f"{100.0 * float(q):.10g}"
-
-
-def _flatten(name: str, da: xr.DataArray) -> dict[str, xr.DataArray]:
-    """One (chain, draw) array per element, named ``name[label]`` (``name[a,b]`` for 2-d)."""
-    extra = [d for d in da.dims if d not in _SAMPLE_DIMS]
-    da = da.transpose(*_SAMPLE_DIMS, *extra)
-    if not extra:
-        return {name: da.reset_coords(drop=True)}
-    out = {}
-    stacked = da.stack(_flat=extra)
-    for i in range(stacked.sizes["_flat"]):
-        elem = stacked.isel(_flat=i)
-        labels = [str(elem[d].item()) for d in extra]
-        out[f"{name}[{','.join(labels)}]"] = elem.drop_vars([c for c in elem.coords if c not in _SAMPLE_DIMS])
-    return out
-
-
-def flat_draws(dt: xr.DataTree) -> xr.Dataset:
-    """The reported quantities as one ``(chain, draw)`` variable per flat parameter name.
-
-    Parameters
-    ----------
-    dt : xarray.DataTree
-        A fit with a ``posterior`` group and, optionally, ``posterior_predictive`` ``y``.
-
-    Returns
-    -------
-    xarray.Dataset
-        Variables ``tau``, ``mu`` or ``beta[NAME]``, ``theta[LABEL]``, ``theta_new`` and
-        ``y_pred[LABEL]`` (from ``posterior_predictive.y``), in that order; those absent from
-        ``dt`` are skipped.
-    """
-    post = dt["posterior"].to_dataset()
-    parts: dict[str, xr.DataArray] = {}
-    for name in _POSTERIOR_ORDER:
-        if name in post.data_vars:
-            parts.update(_flatten(name, post[name]))
-    if "posterior_predictive" in dt.children and "y" in dt["posterior_predictive"].data_vars:
-        parts.update(_flatten("y_pred", dt["posterior_predictive"]["y"]))
-    return xr.Dataset(parts)
-
 
 def summarize(
     dt: xr.DataTree,

@@ -15,6 +15,8 @@ import pandas as pd
 import xarray as xr
 from scipy import special, stats
 
+from metapool.naming import POSTERIOR_ORDER, SAMPLE_DIMS, flat_draws, quantile_column
+
 __all__ = [
     "DEFAULT_QUANTILES",
     "SAMPLE_DIMS",
@@ -30,62 +32,14 @@ __all__ = [
 ]
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.025, 0.25, 0.5, 0.75, 0.975)
-SAMPLE_DIMS: tuple[str, str] = ("chain", "draw")
-#: Posterior variables compared, in table order (PyMC's ``z`` / ``z_new`` are left out).
-POSTERIOR_ORDER: tuple[str, ...] = ("tau", "mu", "beta", "theta", "theta_new")
 
 
-def quantile_label(q: float) -> str:
-    """``0.025 -> "q2.5"``, ``0.5 -> "q50"`` (the summary-table spelling)."""
-    return "q" + f"{100.0 * float(q):.10g}"
+quantile_label = quantile_column
 
 
-# ----------------------------------------------------------------------------- draws
 def flat_posterior(dt: xr.DataTree | xr.Dataset, variables: Iterable[str] = POSTERIOR_ORDER) -> xr.Dataset:
-    """One ``(chain, draw)`` variable per scalar parameter, with the flat names of the tables.
-
-    Parameters
-    ----------
-    dt : xarray.DataTree or xarray.Dataset
-        A fit with a ``posterior`` group (or the posterior Dataset itself).
-    variables : iterable of str
-        Posterior variables to take, in order; absent ones are skipped.
-
-    Returns
-    -------
-    xarray.Dataset
-        Variables ``tau``, ``mu`` or ``beta[NAME]``, ``theta[LABEL]``, ``theta_new`` with dims
-        ``(chain, draw)``.
-    """
-    if isinstance(dt, xr.DataTree):
-        if "posterior" not in dt.children:
-            raise ValueError("the DataTree has no 'posterior' group")
-        post = dt["posterior"].to_dataset()
-    else:
-        post = dt
-    out: dict[str, tuple[tuple[str, str], np.ndarray]] = {}
-    for name in variables:
-        if name not in post.data_vars:
-            continue
-        da = post[name]
-        missing = [d for d in SAMPLE_DIMS if d not in da.dims]
-        if missing:
-            raise ValueError(f"posterior variable {name!r} lacks the sample dims {missing}")
-        extra = [d for d in da.dims if d not in SAMPLE_DIMS]
-        da = da.transpose(*SAMPLE_DIMS, *extra)
-        vals = np.asarray(da.values, dtype=float)
-        if not extra:
-            out[name] = (SAMPLE_DIMS, vals)
-            continue
-        if len(extra) > 1:
-            raise ValueError(f"posterior variable {name!r} has more than one non-sample dim: {extra}")
-        dim = extra[0]
-        labels = da[dim].values if dim in da.coords else np.arange(1, da.sizes[dim] + 1)
-        for i, lab in enumerate(labels):
-            out[f"{name}[{lab}]"] = (SAMPLE_DIMS, vals[..., i])
-    if not out:
-        raise ValueError("no posterior variables to compare (expected tau, mu/beta, theta, theta_new)")
-    return xr.Dataset(out)
+    """One ``(chain, draw)`` variable per scalar posterior parameter (no ``y_pred``), flat names."""
+    return flat_draws(dt, variables, predictive=False)
 
 
 # ----------------------------------------------------------------------------- multiplicity
