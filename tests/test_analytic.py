@@ -492,3 +492,35 @@ def test_check_proper_reports_tail_exponent():
     assert check_proper(d, "uniform:0,5") == np.inf
     with pytest.raises(ValueError, match="improper"):
         check_proper(MetaData.from_arrays([1.0, 2.0], [1.0, 1.0]))
+
+
+@pytest.mark.parametrize("spec", ["flat", "uniform:0,30", "halfnormal:5", "halfcauchy:25", "halft:3,2",
+                                  "exponential:2", "lognormal:1,1", "lognormal:-3,0.5", "dumouchel"])
+@pytest.mark.parametrize("dataset", ["eight_schools", "bcg"])
+def test_every_tau_prior_against_quad(spec, dataset):
+    """E[tau], sd and median under every shared prior against scipy quad of an independent density."""
+    from metapool import datasets
+    from metapool.priors import parse_tau_prior
+
+    d = datasets.load(dataset)
+    prior = parse_tau_prior(spec).bind(d)
+    post = fit(d, prior)
+    y, s = d.y, d.se
+    with np.errstate(divide="ignore"):
+        logp = lambda t: _ref_logpost(t, y, s, lambda u: float(prior.logpdf(np.array([u]))[0]))  # noqa: E731
+    mode_guess = post.tau_quantile(0.5)
+    c = logp(mode_guess)
+    p = lambda t: np.exp(logp(t) - c)  # noqa: E731
+    pts = [post.tau_quantile(q) for q in (0.01, 0.5, 0.99)]
+    upper = min(prior.upper, np.inf)
+    kw = dict(epsabs=0, epsrel=1e-11, limit=1000)
+    lo_part = lambda g: integrate.quad(lambda t: g(t) * p(t), 0, pts[-1], points=pts[:-1], **kw)[0]  # noqa: E731
+    hi_part = lambda g: integrate.quad(lambda t: g(t) * p(t), pts[-1], upper, **kw)[0]  # noqa: E731
+    Z = lo_part(lambda t: 1.0) + hi_part(lambda t: 1.0)
+    Et = (lo_part(lambda t: t) + hi_part(lambda t: t)) / Z
+    Et2 = (lo_part(lambda t: t * t) + hi_part(lambda t: t * t)) / Z
+    assert post.mean("tau") == pytest.approx(Et, rel=1e-6)
+    assert post.sd("tau") == pytest.approx(np.sqrt(Et2 - Et**2), rel=1e-6)
+    med = post.tau_quantile(0.5)
+    cdf_med = integrate.quad(p, 0, med, **kw)[0] / Z
+    assert cdf_med == pytest.approx(0.5, abs=1e-7)
