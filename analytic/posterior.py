@@ -522,34 +522,54 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
     fs = f(xs)
     i = int(np.nanargmax(fs))
     a, b = xs[max(i - 1, 0)], xs[min(i + 1, xs.size - 1)]
-    res = optimize.minimize_scalar(lambda z: -float(f(np.array([z]))[0]), bounds=(a, b), method="bounded",
-                                   options={"xatol": 1e-6})
-    xm = float(res.x) if -res.fun >= fs[i] else float(xs[i])
-    fm = float(f(np.array([xm]))[0])
-    # Curvature scale: refine the difference step to the estimated scale.
+    # Zoom on the mode with batches of points (one evaluation per round, cheap for small J).
+    xm, fm = float(xs[i]), float(fs[i])
+    for _ in range(8):
+        grid = np.linspace(a, b, 9)
+        fg = f(grid)
+        j = int(np.nanargmax(fg))
+        if fg[j] >= fm:
+            xm, fm = float(grid[j]), float(fg[j])
+        step = grid[1] - grid[0]
+        a, b = max(xm - step, grid[0]), min(xm + step, grid[-1])
+        # Stop once the bracket is well inside the posterior scale (curvature checked below).
+        if j not in (0, 8) and 0 < fg[j] - min(fg[j - 1], fg[j + 1]) < 1e-3:
+            break
+    # Curvature scale from second differences at three step sizes, in one evaluation.
+    hs = np.array([1e-4, 1e-2, 0.3])
+    pts = np.concatenate([xm - hs, [xm], xm + hs])
+    if math.isfinite(upper_x):
+        pts = np.minimum(pts, upper_x)
+    fv = f(pts)
     sigma = 1.0
-    for _ in range(3):
-        h = min(0.5, max(sigma / 4, 1e-7))
-        pts = np.array([xm - h, xm, xm + h])
-        if math.isfinite(upper_x):
-            pts = np.minimum(pts, upper_x)
-        fv = f(pts)
-        d2 = (fv[0] - 2 * fv[1] + fv[2]) / h**2
-        sigma = 1.0 / math.sqrt(-d2) if d2 < 0 and np.isfinite(d2) else 1.0
-        sigma = min(max(sigma, 1e-8), 5.0)
+    for k in range(hs.size - 1, -1, -1):          # the largest step whose sigma it resolves
+        d2 = (fv[2 - k] - 2 * fv[3] + fv[4 + k]) / hs[k] ** 2
+        if d2 < 0 and np.isfinite(d2):
+            sigma = 1.0 / math.sqrt(-d2)
+            if hs[k] <= sigma:
+                break
+    sigma = min(max(sigma, 1e-8), 5.0)
 
     def walk(direction: int, moment: int) -> float:
-        x, step, best = xm, sigma, fm + moment * xm
-        for _ in range(400):
-            x = x + direction * step
-            if direction > 0 and x >= upper_x:
-                return upper_x
-            g = float(f(np.array([x]))[0]) + moment * x
-            best = max(best, g)
-            if g < best - TAIL_NATS:
-                return x
-            step *= 1.5
-        raise RuntimeError("could not bracket the posterior of tau; is it proper?")
+        # Geometric steps x_k = xm +- sigma (1.5^k - 1) / 0.5, evaluated in batches of 12; tau^2 must
+        # stay finite, so |log tau| <= 350.
+        best = fm + moment * xm
+        for ks in (np.arange(1, 13), np.arange(13, 25), np.arange(25, 61)):
+            x = xm + direction * sigma * (1.5 ** ks - 1.0) / 0.5
+            x = x[np.abs(x) <= 350.0]
+            if direction > 0 and math.isfinite(upper_x):
+                x = x[x < upper_x]
+            if x.size == 0:
+                break
+            g = f(x) + moment * x
+            run = np.maximum.accumulate(np.maximum(g, best))
+            below = np.flatnonzero(g < run - TAIL_NATS)
+            if below.size:
+                return float(x[below[0]])
+            best = float(run[-1])
+        if direction > 0 and math.isfinite(upper_x):
+            return upper_x
+        raise RuntimeError("could not bracket the posterior of tau within 1e-152 < tau < 1e152; is it proper?")
 
     return walk(-1, 0), walk(+1, m_right), sigma, xm
 
