@@ -388,8 +388,8 @@ def mixture_hdi(prob: float, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
         db = np.clip(np.where(good, db, 0.0), -lim, lim)
         a[active[good]] -= da[good]
         b[active[good]] -= db[good]
-        # Newton converges quadratically: a step below 1e-7 of the width leaves ~1e-14 of it.
-        conv = good & (np.maximum(np.abs(da), np.abs(db)) <= 1e-7 * width) & (np.abs(g1) < 1e-6)
+        # Newton converges quadratically: a step below 1e-5 of the width leaves ~1e-10 of it.
+        conv = good & (np.maximum(np.abs(da), np.abs(db)) <= 1e-5 * width) & (np.abs(g1) < 1e-6)
         ok[active[conv]] = True
         active = active[good & ~conv]
     fail = np.flatnonzero(~ok)

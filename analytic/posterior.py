@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -77,9 +78,19 @@ class ExactPosterior:
     @property
     def parameters(self) -> tuple[str, ...]:
         """Flat parameter names, in summary order."""
-        labs = self.data.labels
-        return (("tau",) + self.coef_param_names + tuple(["theta[" + s + "]" for s in labs])
-                + ("theta_new",) + tuple(["y_pred[" + s + "]" for s in labs]))
+        return tuple(self._names)
+
+    @functools.cached_property
+    def _names(self) -> np.ndarray:
+        """The flat names as an object array, built once (2J + p + 2 strings)."""
+        labs, head = self.data.labels, ("tau",) + self.coef_param_names
+        J = len(labs)
+        out = np.empty(len(head) + 2 * J + 1, dtype=object)
+        out[: len(head)] = head
+        out[len(head): len(head) + J] = ["theta[" + s + "]" for s in labs]
+        out[len(head) + J] = "theta_new"
+        out[len(head) + J + 1:] = ["y_pred[" + s + "]" for s in labs]
+        return out
 
     def _exists(self, kind: str) -> tuple[bool, bool]:
         k = self.tail_exponent
@@ -296,7 +307,7 @@ class ExactPosterior:
         tau_row[-2:] = B.hdi_by_width(lambda c: float(self.tau_quantile(c)), prob, lower_bound=0.0)
         blocks = [tau_row[None, :]] + [self._group_summary(k, qs, prob)
                                          for k in ("beta", "theta", "theta_new", "y_pred")]
-        index = pd.Index(self.parameters, dtype=object, name="parameter")
+        index = pd.Index(self._names, dtype=object, copy=False, name="parameter")
         return pd.DataFrame(np.concatenate(blocks), index=index, columns=cols)
 
     def _warn_moments(self) -> None:
@@ -574,7 +585,7 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
     return walk(-1, 0), walk(+1, m_right), sigma, xm
 
 
-def graded_edges(lo: float, hi: float, centre: float, sigma: float, core: float = 2.0,
+def graded_edges(lo: float, hi: float, centre: float, sigma: float, core: float = 2.5,
                  growth: float = 1.6) -> np.ndarray:
     """Panel edges: width ``core * sigma`` within 3 sigma of the mode, growing geometrically beyond.
 

@@ -54,9 +54,7 @@ def seed_comparison(S: int) -> None:
     n_normals_engine = S * (d.p + 2 * J + 1)  # beta, theta_j, y_rep_j, theta_new
     floor_orig = best_of(lambda: rng.standard_normal(n_normals_orig))
     floor_engine = best_of(lambda: rng.standard_normal(n_normals_engine))
-    t = time.perf_counter()
-    original_analysis(d.y, d.se, S, seed=0)
-    transcription = time.perf_counter() - t
+    transcription = best_of(lambda: original_analysis(d.y, d.se, S, seed=0), repeat=2)
     summary = best_of(lambda: post.summary(), repeat=3)
     print(f"seed_countries (J = {J}, SIMULATED stand-in), {S} draws")
     print(f"  transcription of the original loop     {transcription:9.4f} s")
@@ -84,14 +82,21 @@ s = np.exp(rng.normal(np.log(0.02), 0.5, J))
 y = rng.normal(rng.normal(0.01, 0.003, J), s)
 t0 = time.perf_counter()
 d = MetaData.from_arrays(y, s)
-t1 = time.perf_counter()
+t_data = time.perf_counter() - t0
+runs = []
+for _ in range(2):  # first run and a repeat; the report gives both
+    t1 = time.perf_counter()
+    post = fit(d)
+    t2 = time.perf_counter()
+    sm = post.summary()
+    t3 = time.perf_counter()
+    runs.append((t2 - t1, t3 - t2))
+    del sm, post
 post = fit(d)
-t2 = time.perf_counter()
 sm = post.summary()
-t3 = time.perf_counter()
 assert np.isfinite(sm.to_numpy()).all()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"data": t1 - t0, "fit": t2 - t1, "summary": t3 - t2, "peak_mb": peak,
+print(json.dumps({"data": t_data, "runs": runs, "peak_mb": peak,
                   "rows": len(sm), "nodes": int(post.tau_nodes.size), "error": post.error_estimate}))
 """
 
@@ -103,10 +108,11 @@ def million(J: int) -> None:
                            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
                           capture_output=True, text=True, check=True)
     print(f"{J} simulated studies: exact summary of {r['rows']} rows")
-    print(f"  building MetaData (validation)  {r['data']:7.2f} s")
-    print(f"  fit ({r['nodes']} nodes, error estimate {r['error']:.1e})  {r['fit']:7.2f} s")
-    print(f"  summary                          {r['summary']:7.2f} s")
-    print(f"  fit + summary                    {r['fit'] + r['summary']:7.2f} s  (target < 5 s)")
+    (f1, s1), (f2, s2) = r["runs"]
+    print(f"  fit ({r['nodes']} nodes, error estimate {r['error']:.1e})  {f1:7.2f} s  (repeat {f2:.2f} s)")
+    print(f"  summary                          {s1:7.2f} s  (repeat {s2:.2f} s)")
+    print(f"  fit + summary                    {f1 + s1:7.2f} s  (repeat {f2 + s2:.2f} s; target < 5 s)")
+    print(f"  building MetaData (validation)   {r['data']:7.2f} s (not counted)")
     print(f"  peak resident memory             {r['peak_mb']:7.0f} MB  (interpreter + imports alone: "
           f"{float(base.stdout):.0f} MB; target < 2048 MB)")
 
