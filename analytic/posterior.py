@@ -246,11 +246,10 @@ class ExactPosterior:
             sd[sl] = np.sqrt(B.wsum(w, s**2 + (m - mu) ** 2))
         return mean, sd
 
-    def _group_summary(self, kind: str, quantiles: Sequence[float], prob: float) -> np.ndarray:
-        """Rows (R, 2 + len(quantiles) + 2): mean, sd, quantiles, hdi low/high for one group."""
+    def _group_summary(self, kind: str, quantiles: Sequence[float], prob: float, out: np.ndarray) -> None:
+        """Fill ``out`` (R, 2 + len(quantiles) + 2): mean, sd, quantiles, hdi low/high for one group."""
         tau, w, cond = self._mixture_rule(kind)
         R = self._group_size(kind)
-        out = np.empty((R, 4 + len(quantiles)))
         mean_ok, sd_ok = self._exists(kind)
         tail = (1.0 - prob) / 2.0
         for sl in B.chunks(R, tau.size * 8) if kind in ("theta", "y_pred") else [slice(None)]:
@@ -268,7 +267,6 @@ class ExactPosterior:
             hi = known[1 - tail] if (1 - tail) in known else B.mixture_quantile(1 - tail, w, m, s, start=start(1 - tail))
             a, b = B.mixture_hdi(prob, w, m, s, lo, hi)
             out[sl, -2], out[sl, -1] = a, b
-        return out
 
     # ----------------------------------------------------------- public summaries
     def summary(self, quantiles: Sequence[float] | None = None, prob: float = 0.95) -> pd.DataFrame:
@@ -301,14 +299,18 @@ class ExactPosterior:
         hl = f"hdi{100 * prob:.10g}"
         cols = ["mean", "sd"] + [quantile_column(q) for q in qs] + [f"{hl}_low", f"{hl}_high"]
         self._warn_moments()
-        tau_row = np.empty(len(cols))
-        tau_row[:2] = self._tau_moments()
-        tau_row[2:2 + len(qs)] = self.tau_quantile(np.asarray(qs))
-        tau_row[-2:] = B.hdi_by_width(lambda c: float(self.tau_quantile(c)), prob, lower_bound=0.0)
-        blocks = [tau_row[None, :]] + [self._group_summary(k, qs, prob)
-                                         for k in ("beta", "theta", "theta_new", "y_pred")]
+        # Column-major, so the DataFrame takes the array without a transposing copy.
+        out = np.empty((len(self._names), len(cols)), order="F")
+        out[0, :2] = self._tau_moments()
+        out[0, 2:2 + len(qs)] = self.tau_quantile(np.asarray(qs))
+        out[0, -2:] = B.hdi_by_width(lambda c: float(self.tau_quantile(c)), prob, lower_bound=0.0)
+        row = 1
+        for kind in ("beta", "theta", "theta_new", "y_pred"):
+            R = self._group_size(kind)
+            self._group_summary(kind, qs, prob, out[row:row + R])
+            row += R
         index = pd.Index(self._names, dtype=object, copy=False, name="parameter")
-        return pd.DataFrame(np.concatenate(blocks), index=index, columns=cols)
+        return pd.DataFrame(out, index=index, columns=cols, copy=False)
 
     def _warn_moments(self) -> None:
         mean_ok, sd_ok = self._exists("tau")
