@@ -675,19 +675,6 @@ def _assemble(prob: Problem, rtol, coordinate, rule, x_new, k, err, levels) -> E
     )
 
 
-def _x_new_row(data: MetaData, x_new) -> np.ndarray:
-    if x_new is None:
-        return data.x_mean
-    if isinstance(x_new, Mapping):
-        if not hasattr(data, "design_row"):
-            raise ValueError("covariate values by name need data built from a table with covariates")
-        return np.asarray(data.design_row(x_new), dtype=float)
-    row = np.asarray(x_new, dtype=float).ravel()
-    if row.size != data.p:
-        raise ValueError(f"x_new has {row.size} values but the design has {data.p} columns {list(data.coef_names)}")
-    return row
-
-
 def fit(
     data: MetaData,
     tau_prior=None,
@@ -751,7 +738,7 @@ def fit(
     prob = _problem(data, tp, bp)
     _check_proper(data, tp, bp, k)
     m_right = 2 if k > 3 else (1 if k > 2 else 0)
-    row = _x_new_row(data, x_new)
+    row = data.design_row(x_new)
 
     if grid is not None:
         coordinate = "tau"
