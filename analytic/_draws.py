@@ -46,17 +46,18 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True) -> xr.Dat
     R = np.add.outer(tau * tau, var)
     np.reciprocal(R, out=R)
     beta = _beta_draws(R, post, rng)
-    fit = np.einsum("np,jp->nj", beta, d.X)               # (N, J)
+    # x_j'beta: a broadcast column for the intercept-only model, an (N, J) product otherwise.
+    fit = beta[:, :1] if d.intercept_only else np.einsum("np,jp->nj", beta, d.X)
     w = R
     w *= -var[None, :]
     w += 1.0                                               # w = tau^2 / (tau^2 + s^2)
-    theta = rng.standard_normal((N, d.J))
-    theta *= np.sqrt(w)
-    theta *= se[None, :]
-    resid = y[None, :] - fit
-    resid *= w
-    theta += resid
+    theta = y[None, :] - fit
+    theta *= w                                             # shrunken deviation w (y - x'beta)
     theta += fit
+    np.sqrt(w, out=w)
+    w *= se[None, :]                                       # conditional sd sqrt(w) s
+    w *= rng.standard_normal((N, d.J))
+    theta += w
     theta_new = beta @ post.x_new + tau * rng.standard_normal(N)
     if not predictive:
         return to_datatree(post, tau, beta, theta, theta_new, None, None, chains, draws)

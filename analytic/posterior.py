@@ -749,7 +749,10 @@ def fit(
     else:
         coordinate = "log"
         lo, hi, sigma, xm = _find_domain(prob, m_right)
-        rule = B.make_rule(graded_edges(lo, hi, xm, sigma), nodes_per_panel)
+        # A node costs O(J p): for small designs start finer and usually skip a refinement round;
+        # for large ones start coarse and refine only where needed.
+        core = 1.25 if data.J * data.p <= 20_000 else 2.5
+        rule = B.make_rule(graded_edges(lo, hi, xm, sigma, core=core), nodes_per_panel)
 
     post = _assemble(prob, rtol, coordinate, rule, row, k, np.inf, 0)
     vals, scales = _summary_keys(post)
