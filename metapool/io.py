@@ -69,13 +69,17 @@ def read_csv(
 
     Notes
     -----
-    pandas reads empty cells and markers such as ``NA`` or ``n/a`` as missing; a missing effect
-    or standard error is reported, never dropped.
+    Only empty cells are read as missing (unless ``pandas_kwargs`` say otherwise); text such as
+    ``NA`` or ``n/a`` is kept, so the error names the value exactly as the file has it. A missing
+    or non-numeric effect or standard error is reported, never dropped.
 
     Examples
     --------
     >>> data = read_csv("byCountry_testscores.csv", effect="X_beta", se="X_stderr")  # doctest: +SKIP
     """
+    # Keep markers like "n/a" as text so a bad value is reported verbatim; empty cells stay missing.
+    pandas_kwargs.setdefault("keep_default_na", False)
+    pandas_kwargs.setdefault("na_values", [""])
     df = pd.read_csv(path, **pandas_kwargs)
     if name is None and isinstance(path, (str, os.PathLike)):
         name = Path(path).name

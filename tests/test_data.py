@@ -104,6 +104,14 @@ def test_read_csv_passes_pandas_kwargs_and_covariates():
 def test_read_csv_na_marker_reported_not_dropped(tmp_path):
     path = tmp_path / "f.csv"
     path.write_text("country,X_beta,X_stderr\nAA,0.01,0.02\nBB,n/a,0.011\nCC,0.03,0.04\n")
+    # the marker is reported verbatim, as the file has it
+    with pytest.raises(ValueError, match=r"column 'X_beta', study 'BB' \(row 2\): value 'n/a' is not a number"):
+        read_csv(path, effect="X_beta", se="X_stderr", label="country")
+
+
+def test_read_csv_empty_cell_reported_as_missing(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("country,X_beta,X_stderr\nAA,0.01,0.02\nBB,,0.011\nCC,0.03,0.04\n")
     with pytest.raises(ValueError, match=r"column 'X_beta', study 'BB' \(row 2\): value nan is missing"):
         read_csv(path, effect="X_beta", se="X_stderr", label="country")
 
