@@ -69,22 +69,44 @@ def read_csv(
 
     Notes
     -----
-    Only empty cells are read as missing (unless ``pandas_kwargs`` say otherwise); text such as
-    ``NA`` or ``n/a`` is kept, so the error names the value exactly as the file has it. A missing
-    or non-numeric effect or standard error is reported, never dropped.
+    In the effect and standard-error columns only empty cells are read as missing; text such as
+    ``NA`` or ``n/a`` is kept, so the error names the value exactly as the file has it (covariate
+    columns follow pandas's defaults: a marker there is a missing covariate, reported as such).
+    A missing or non-numeric value is reported, never dropped.
 
     Examples
     --------
     >>> data = read_csv("byCountry_testscores.csv", effect="X_beta", se="X_stderr")  # doctest: +SKIP
     """
-    # Keep markers like "n/a" as text so a bad value is reported verbatim; empty cells stay missing.
-    pandas_kwargs.setdefault("keep_default_na", False)
-    pandas_kwargs.setdefault("na_values", [""])
     df = pd.read_csv(path, **pandas_kwargs)
+    if not {"keep_default_na", "na_values", "usecols"} & set(pandas_kwargs):
+        df = _verbatim_numbers(df, path, [c for c in (effect, se, variance) if c in df.columns], pandas_kwargs)
     if name is None and isinstance(path, (str, os.PathLike)):
         name = Path(path).name
     return frame_to_metadata(df, effect=effect, se=se, variance=variance, label=label,
                              covariates=covariates, name=name)
+
+
+def _verbatim_numbers(df: pd.DataFrame, path, columns: list[str], pandas_kwargs: dict) -> pd.DataFrame:
+    """Re-read the effect and standard-error columns keeping markers such as ``n/a`` as text.
+
+    pandas turns ``NA``, ``n/a``, ``null``... into NaN; for these columns the error should quote
+    the value as the file has it. Empty cells stay missing. Covariate columns keep pandas's
+    default, so a marker there is a missing covariate (reported), not a new category.
+    """
+    if not columns:
+        return df
+    if hasattr(path, "seek"):
+        path.seek(0)
+    elif not isinstance(path, (str, os.PathLike)):
+        return df  # a stream that cannot be read twice: keep pandas's reading
+    raw = pd.read_csv(path, usecols=columns, keep_default_na=False, na_values=[""], **pandas_kwargs)
+    if len(raw) != len(df):
+        return df
+    df = df.copy()
+    for c in columns:
+        df[c] = raw[c].to_numpy()
+    return df
 
 
 def frame_to_metadata(

@@ -473,3 +473,10 @@ def test_read_csv_empty_covariate_cell_is_reported(tmp_path):
         read_csv(path, effect="y", variance="v", label="trial", covariates="~ ablat")
     d = read_csv(path, effect="y", variance="v", label="trial")  # without covariates all 4 rows load
     assert d.J == 4 and d.labels == ("1", "2", "3", "4")
+
+
+def test_read_csv_marker_in_categorical_covariate_is_missing_not_a_level(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("study,eff,se,alloc\nA,0.1,0.1,random\nB,0.3,0.2,NA\nC,0.2,0.1,random\nD,0.25,0.1,systematic\n")
+    with pytest.raises(ValueError, match=r"covariate column 'alloc', study 'B' \(row 2\).*missing"):
+        read_csv(path, effect="eff", se="se", label="study", covariates="~ alloc")
