@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
 import numpy as np
 import xarray as xr
 
@@ -10,18 +14,55 @@ from metapool.analytic import _base as B
 LOG_2PI = B.LOG_2PI
 
 
-def _beta_draws(R: np.ndarray, post, rng: np.random.Generator) -> np.ndarray:
-    """beta | tau, y ~ N(A^-1 b, A^-1) for every draw, given R = 1 / (s^2 + tau^2) of shape (N, J).
+# Draws are computed in blocks of about this many (draw, study) cells: a block's scratch arrays
+# (1 MB each) stay in cache across the dozen passes, and only the outputs are full size.
+BLOCK_CELLS = 1 << 17
+# theta's and then y_rep's normals come from one random stream per segment of this many draws
+# (spawned from the seed), so segments can run on several threads and the draws depend on neither
+# the number of threads nor the block size.
+SEGMENT_DRAWS = 1024
+# Below this many (draw, study) cells threads cost more than they save.
+THREADS_MIN_CELLS = 1 << 17
+
+_POOL: list = [None, 0]  # a lazily created thread pool and its size, reset in forked children
+
+
+def _reset_pool() -> None:
+    _POOL[0], _POOL[1] = None, 0
+
+
+os.register_at_fork(after_in_child=_reset_pool)
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    if _POOL[0] is None or _POOL[1] < n:
+        if _POOL[0] is not None:
+            _POOL[0].shutdown(wait=False)
+        _POOL[0], _POOL[1] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="metapool-draws"), n
+    return _POOL[0]
+
+
+def default_threads() -> int:
+    """Threads used for drawing by default: the CPUs this process may run on, at most 8."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
+
+
+def _beta_given_R(R: np.ndarray, pr: B.Prepared, z: np.ndarray) -> np.ndarray:
+    """beta | tau, y ~ N(A^-1 b, A^-1) for every row, given R = 1 / (s^2 + tau^2) of shape (n, J)
+    and standard normals z of shape (n, p).
 
     Uses the engine's centred quantities (effects centred at the fixed-effect fit), so
     A = R @ (x x') + P0 and b = R @ (x y_c) + P0 (m0 - beta_ref) are matrix products.
     """
-    pr = post.problem.prepared
-    p, N = pr.p, R.shape[0]
-    A = B.rowdot(R, pr.XX).reshape(N, p, p)
+    p, n = pr.p, R.shape[0]
+    sums = B.rowdot(R, pr.stacked)                         # one pass over R for A and b
+    A = sums[:, : p * p].reshape(n, p, p)
     A += np.diag(pr.prec0)[None]
-    b = B.rowdot(R, pr.Xy) + (pr.prec0 * pr.mean0_c)[None]
-    z = rng.standard_normal((N, p))
+    b = sums[:, p * p: p * p + p] + (pr.prec0 * pr.mean0_c)[None]
     if p == 1:
         a = A[:, 0, 0]
         return (b[:, 0] / a + z[:, 0] / np.sqrt(a))[:, None] + pr.beta_ref
@@ -32,60 +73,157 @@ def _beta_draws(R: np.ndarray, post, rng: np.random.Generator) -> np.ndarray:
     return bh + dev + pr.beta_ref
 
 
-def draw(post, draws: int, chains: int, seed, predictive: bool = True) -> xr.DataTree:
-    """Draw (chains x draws) independent samples; see ExactPosterior.sample."""
+class _Job(NamedTuple):
+    """Inputs and outputs shared by the segments of one call (each segment writes its own rows)."""
+
+    pr: B.Prepared
+    y: np.ndarray
+    se: np.ndarray
+    var: np.ndarray
+    XT: np.ndarray | None          # (p, J), or None for the intercept-only model
+    t2: np.ndarray                 # (N,) tau^2
+    z_beta: np.ndarray             # (N, p)
+    beta: np.ndarray               # (N, p) out
+    theta: np.ndarray              # (N, J) out
+    y_rep: np.ndarray | None       # (N, J) out
+    loglik: np.ndarray | None      # (N, J) out
+    rows: int                      # rows per block
+
+
+def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
+    """beta, theta (and y_rep, log-likelihood) for the draws in ``seg``, block by block.
+
+    All of theta's normals are drawn before any of y_rep's, so theta is the same with or without
+    the predictive groups.
+    """
+    J = job.theta.shape[1]
+    n0 = min(job.rows, seg.stop - seg.start)
+    S, M = np.empty((n0, J)), np.empty((n0, J))
+    blocks = [slice(lo, min(seg.stop, lo + job.rows)) for lo in range(seg.start, seg.stop, job.rows)]
+    y, var = job.y, job.var
+    for sl in blocks:
+        n = sl.stop - sl.start
+        R, D, th, tc = S[:n], M[:n], job.theta[sl], job.t2[sl, None]
+        np.add(tc, var, out=R)
+        np.reciprocal(R, out=R)                            # R = 1 / (s^2 + tau^2)
+        b = job.beta[sl] = _beta_given_R(R, job.pr, job.z_beta[sl])
+        if job.XT is None:
+            th[...] = b                                    # x_j'beta = mu, broadcast
+        else:
+            np.matmul(b, job.XT, out=th)
+        R *= tc                                            # w = tau^2 / (tau^2 + s^2)
+        np.subtract(y, th, out=D)
+        D *= R
+        th += D                                            # x'beta + w (y - x'beta)
+        R *= var
+        np.sqrt(R, out=R)                                  # conditional sd sqrt(w) s
+        rng.standard_normal(out=D)
+        D *= R
+        th += D
+    if job.y_rep is None:
+        return
+    half_prec = -0.5 / var
+    const = -(np.log(job.se) + 0.5 * LOG_2PI)
+    for sl in blocks:
+        th, yr, L = job.theta[sl], job.y_rep[sl], job.loglik[sl]
+        rng.standard_normal(out=yr)
+        yr *= job.se
+        yr += th                                           # y_rep ~ N(theta, s^2)
+        np.subtract(y, th, out=L)
+        L *= L
+        L *= half_prec
+        L += const                                         # log N(y | theta, s^2)
+
+
+def _spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
+    try:
+        return rng.spawn(n)
+    except TypeError:  # a bit generator built without a SeedSequence
+        return [np.random.default_rng(s) for s in np.random.SeedSequence(rng.integers(2**63, size=4)).spawn(n)]
+
+
+def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: int | None = None,
+         block_cells: int = BLOCK_CELLS) -> xr.DataTree:
+    """Draw (chains x draws) independent samples; see ExactPosterior.sample.
+
+    The seed's stream gives tau (uniforms), the normals of beta and of theta_new; theta's and
+    y_rep's normals come from a stream spawned per segment of SEGMENT_DRAWS draws. The draws
+    therefore do not depend on ``threads`` or ``block_cells``.
+    """
     if draws < 1 or chains < 1:
         raise ValueError(f"draws and chains must be >= 1, got draws={draws}, chains={chains}")
+    if block_cells < 1:
+        raise ValueError(f"block_cells must be >= 1, got {block_cells}")
+    if threads is not None and (int(threads) != threads or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     rng = np.random.default_rng(seed)
     d = post.data
-    N = draws * chains
+    N, J, p = draws * chains, d.J, d.p
     F, t = post.inverse_cdf_table()
     tau = np.interp(rng.random(N), F, t)
-    se, y, var = d.se, d.y, d.variance
-    # One (N, J) reciprocal serves beta | tau and the shrinkage weights.
-    R = np.add.outer(tau * tau, var)
-    np.reciprocal(R, out=R)
-    beta = _beta_draws(R, post, rng)
-    # x_j'beta: a broadcast column for the intercept-only model, an (N, J) product otherwise.
-    fit = beta[:, :1] if d.intercept_only else np.einsum("np,jp->nj", beta, d.X)
-    w = R
-    w *= -var[None, :]
-    w += 1.0                                               # w = tau^2 / (tau^2 + s^2)
-    theta = y[None, :] - fit
-    theta *= w                                             # shrunken deviation w (y - x'beta)
-    theta += fit
-    np.sqrt(w, out=w)
-    w *= se[None, :]                                       # conditional sd sqrt(w) s
-    w *= rng.standard_normal((N, d.J))
-    theta += w
-    theta_new = beta @ post.x_new + tau * rng.standard_normal(N)
-    if not predictive:
-        return to_datatree(post, tau, beta, theta, theta_new, None, None, chains, draws)
-    y_rep = rng.standard_normal((N, d.J))
-    y_rep *= se[None, :]
-    y_rep += theta
-    # log N(y | theta, s)
-    r = y[None, :] - theta
-    r /= se[None, :]
-    r *= r
-    r *= -0.5
-    r -= (np.log(se) + 0.5 * LOG_2PI)[None, :]
-    return to_datatree(post, tau, beta, theta, theta_new, y_rep, r, chains, draws)
+    z_beta = rng.standard_normal((N, p))
+    z_new = rng.standard_normal(N)
+    segs = [slice(lo, min(N, lo + SEGMENT_DRAWS)) for lo in range(0, N, SEGMENT_DRAWS)]
+    streams = _spawn(rng, len(segs))
+    job = _Job(
+        pr=post.problem.prepared, y=d.y, se=d.se, var=d.variance,
+        XT=None if d.intercept_only else np.ascontiguousarray(d.X.T), t2=tau * tau, z_beta=z_beta,
+        beta=np.empty((N, p)), theta=np.empty((N, J)),
+        y_rep=np.empty((N, J)) if predictive else None, loglik=np.empty((N, J)) if predictive else None,
+        rows=max(1, block_cells // J),
+    )
+    n_threads = min(default_threads() if threads is None else int(threads), len(segs))
+    if threads is None and N * J < THREADS_MIN_CELLS:
+        n_threads = 1
+    tasks = list(zip([job] * len(segs), segs, streams))
+    if n_threads == 1:
+        for task in tasks:
+            _segment(*task)
+    else:
+        list(_pool(n_threads).map(lambda task: _segment(*task), tasks))
+    theta_new = job.beta @ post.x_new + tau * z_new
+    return to_datatree(post, tau, job.beta, job.theta, theta_new, job.y_rep, job.loglik, chains, draws)
+
+
+class StaticGroups(NamedTuple):
+    """The parts of every DataTree that do not depend on the draws, built once per posterior."""
+
+    study: xr.Coordinates          # the study coordinate (and its index)
+    coef: xr.Coordinates
+    observed_data: xr.Dataset
+    constant_data: xr.Dataset
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.flags.writeable = False      # shared by every DataTree drawn from this posterior
+    return a
+
+
+def static_groups(post) -> StaticGroups:
+    """observed_data (y) and constant_data (se, X) with their coordinates; arrays are read-only."""
+    d = post.data
+    study = xr.Coordinates({"study": np.asarray(d.labels, dtype=object)})
+    coef = xr.Coordinates({"coef": np.asarray(d.coef_names, dtype=object)})
+    obs = xr.Dataset({"y": (("study",), _readonly(d.y))}, coords=study)
+    const = xr.Dataset({"se": (("study",), _readonly(d.se)), "X": (("study", "coef"), _readonly(d.X))},
+                       coords=study.merge(coef).coords)
+    return StaticGroups(study, coef, obs, const)
 
 
 def to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains: int, draws: int) -> xr.DataTree:
     """Assemble the groups with the names and dims of docs/CONVENTIONS.md."""
     d = post.data
-    cd = {"chain": np.arange(chains), "draw": np.arange(draws)}
-    study = {"study": np.asarray(d.labels, dtype=object)}
+    st = post._static_groups
+    sample = xr.Coordinates({"chain": np.arange(chains), "draw": np.arange(draws)}).merge(st.study).coords
     sh = lambda a: a.reshape((chains, draws) + a.shape[1:])  # noqa: E731
     pv = {"tau": (("chain", "draw"), sh(tau))}
-    coords = dict(cd, **study)
+    coords = sample
     if d.intercept_only:
         pv["mu"] = (("chain", "draw"), sh(beta[:, 0]))
     else:
         pv["beta"] = (("chain", "draw", "coef"), sh(beta))
-        coords["coef"] = np.asarray(d.coef_names, dtype=object)
+        coords = sample.merge(st.coef).coords
     pv["theta"] = (("chain", "draw", "study"), sh(theta))
     pv["theta_new"] = (("chain", "draw"), sh(theta_new))
     attrs = {
@@ -96,17 +234,11 @@ def to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains: int, d
         "quadrature_error_estimate": float(post.error_estimate),
         "independent_draws": 1,
     }
-    posterior = xr.Dataset(pv, coords=coords, attrs=attrs)
-    obs = xr.Dataset({"y": (("study",), d.y.copy())}, coords=study)
-    const = xr.Dataset(
-        {"se": (("study",), d.se.copy()), "X": (("study", "coef"), d.X.copy())},
-        coords=dict(study, coef=np.asarray(d.coef_names, dtype=object)),
-    )
-    groups = {"posterior": posterior}
+    groups = {"posterior": xr.Dataset(pv, coords=coords, attrs=attrs)}
     if y_rep is not None:
         groups["posterior_predictive"] = xr.Dataset({"y": (("chain", "draw", "study"), sh(y_rep))},
-                                                    coords=dict(cd, **study), attrs=attrs)
+                                                    coords=sample, attrs=attrs)
         groups["log_likelihood"] = xr.Dataset({"y": (("chain", "draw", "study"), sh(loglik))},
-                                              coords=dict(cd, **study), attrs=attrs)
-    groups.update(observed_data=obs, constant_data=const)
+                                              coords=sample, attrs=attrs)
+    groups.update(observed_data=st.observed_data, constant_data=st.constant_data)
     return xr.DataTree.from_dict(groups)

@@ -133,27 +133,14 @@ class ExactPosterior:
     def tau_quantile(self, q: ArrayLike) -> np.ndarray:
         """Quantiles of tau, solved on the CDF interpolant (continuous, not restricted to nodes)."""
         qs = np.atleast_1d(np.asarray(q, dtype=float))
-        out = np.empty(qs.shape)
         e = self.rule.edges
-        for i, qq in enumerate(qs):
-            if qq <= 0:
-                out[i] = 0.0 if self.coordinate == "log" else e[0]
-                continue
-            if qq >= 1:
-                out[i] = self._from_x(e[-1])
-                continue
-            p = int(np.clip(np.searchsorted(self._cum, qq, side="right") - 1, 0, len(e) - 2))
-            c = self._cdf_coef[p]
-            target = qq - self._cum[p]
-            g = lambda u: np.polynomial.legendre.legval(u, c) - target  # noqa: E731
-            ga, gb = g(-1.0), g(1.0)
-            if ga >= 0:
-                u = -1.0
-            elif gb <= 0:
-                u = 1.0
-            else:
-                u = optimize.brentq(g, -1.0, 1.0, xtol=1e-15, rtol=1e-15)
-            out[i] = self._from_x(e[p] + (u + 1.0) * 0.5 * (e[p + 1] - e[p]))
+        p = np.clip(np.searchsorted(self._cum, qs, side="right") - 1, 0, len(e) - 2)
+        F, x = self._cdf_table                         # linear start, then Newton on the panel CDF
+        u0 = 2.0 * (np.interp(qs, F, x) - e[p]) / (e[p + 1] - e[p]) - 1.0
+        u = B.invert_panel_cdf(self._cdf_coef[p], qs - self._cum[p], start=u0)
+        out = self._from_x(e[p] + (u + 1.0) * 0.5 * (e[p + 1] - e[p]))
+        low = 0.0 if self.coordinate == "log" else e[0]
+        out = np.where(qs <= 0, low, np.where(qs >= 1, self._from_x(e[-1]), out))
         return out if np.ndim(q) else out[0]
 
     def _from_x(self, x):
@@ -391,7 +378,7 @@ class ExactPosterior:
 
     # ----------------------------------------------------------- draws
     def sample(self, draws: int = 1000, chains: int = 4, seed: int | np.random.Generator | None = None,
-               predictive: bool = True):
+               predictive: bool = True, threads: int | None = None):
         """Independent posterior draws as an ArviZ DataTree laid out like the PyMC engine's.
 
         Parameters
@@ -404,7 +391,11 @@ class ExactPosterior:
             Seed of the random number generator.
         predictive : bool
             Also draw ``posterior_predictive`` y and compute ``log_likelihood`` (default). False
-            gives only the original analysis's job (tau, mu / beta, theta, theta_new), faster.
+            gives only the original analysis's job (tau, mu / beta, theta, theta_new), faster;
+            theta is the same either way.
+        threads : int, optional
+            Threads that fill theta (and y_rep) segment by segment (default: the CPUs this
+            process may use, at most 8; small jobs run on one). The draws do not depend on it.
 
         Returns
         -------
@@ -419,13 +410,33 @@ class ExactPosterior:
         panel (never restricted to quadrature nodes); then beta | tau ~ N(A^-1 b, A^-1),
         theta_j | beta, tau ~ N(w_j y_j + (1 - w_j) x_j'beta, w_j s_j^2), theta_new ~
         N(x0'beta, tau^2) and y_rep_j ~ N(theta_j, s_j^2).
+
+        Random streams: the seed's stream gives tau, beta's and theta_new's normals; each segment
+        of 1024 draws gets its own stream spawned from it (numpy ``Generator.spawn``) for theta's
+        and then y_rep's normals, which lets segments run in parallel with reproducible results.
         """
         from metapool.analytic._draws import draw
 
-        return draw(self, int(draws), int(chains), seed, predictive)
+        return draw(self, int(draws), int(chains), seed, predictive, threads)
 
     def inverse_cdf_table(self, per_panel: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """(F, tau) table for inverse-CDF sampling: the CDF interpolant at fine points of every panel."""
+        F, x = self._cdf_table if per_panel == 64 else self._make_cdf_table(per_panel)
+        return F, self._from_x(x)
+
+    @functools.cached_property
+    def _static_groups(self):
+        """observed_data / constant_data groups and coordinates shared by every sample() call."""
+        from metapool.analytic._draws import static_groups
+
+        return static_groups(self)
+
+    @functools.cached_property
+    def _cdf_table(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._make_cdf_table(64)
+
+    def _make_cdf_table(self, per_panel: int) -> tuple[np.ndarray, np.ndarray]:
+        """(F, x) at per_panel evenly spaced points of every panel, in the quadrature coordinate."""
         e = self.rule.edges
         u = np.linspace(-1.0, 1.0, per_panel + 1)[:-1]
         F = self._cum[:-1, None] + np.polynomial.legendre.legval(u, self._cdf_coef.T, tensor=True)
@@ -434,7 +445,7 @@ class ExactPosterior:
         x = np.append(x.ravel(), e[-1])
         F = np.maximum.accumulate(np.clip(F, 0.0, 1.0))
         F[0] = 0.0
-        return F, self._from_x(x)
+        return F, x
 
     def __repr__(self) -> str:
         return (f"ExactPosterior({self.data!r}, tau_prior={self.tau_prior.spec!r}, "

@@ -524,3 +524,88 @@ def test_every_tau_prior_against_quad(spec, dataset):
     med = post.tau_quantile(0.5)
     cdf_med = integrate.quad(p, 0, med, **kw)[0] / Z
     assert cdf_med == pytest.approx(0.5, abs=1e-7)
+
+
+# ----------------------------------------------------------------------------- draws: streams, threads
+def _conditional_z(post, dt):
+    """Standardised theta residuals given each draw's (tau, beta): iid N(0, 1) if the draws are right."""
+    p = dt["posterior"]
+    d = post.data
+    tau = p["tau"].values.ravel()
+    beta = (p["mu"].values.reshape(-1, 1) if d.intercept_only
+            else p["beta"].values.reshape(-1, d.p))
+    theta = p["theta"].values.reshape(tau.size, d.J)
+    fit_ = beta @ d.X.T
+    w = tau[:, None] ** 2 / (tau[:, None] ** 2 + d.variance[None, :])
+    return (theta - fit_ - w * (d.y - fit_)) / np.sqrt(w * d.variance)
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_draws_do_not_depend_on_threads_or_block_size(eight_post, regression):
+    from metapool.analytic._draws import draw
+
+    post = fit(_bcg_like()) if regression else eight_post
+    ref = draw(post, 1500, 2, 11, True, threads=1)
+    for kw in (dict(threads=2), dict(threads=3, block_cells=37), dict(threads=1, block_cells=1)):
+        other = draw(post, 1500, 2, 11, True, **kw)
+        for g in ("posterior", "posterior_predictive", "log_likelihood"):
+            for v in ref[g].data_vars:
+                np.testing.assert_allclose(other[g][v].values, ref[g][v].values, rtol=1e-12, atol=1e-12,
+                                           err_msg=f"{g}/{v} {kw}")
+
+
+def test_segment_streams_are_independent_normals(eight_post):
+    from metapool.analytic._draws import SEGMENT_DRAWS
+
+    dt = eight_post.sample(draws=4 * SEGMENT_DRAWS, chains=1, seed=3, threads=2)
+    z = _conditional_z(eight_post, dt)
+    assert stats.kstest(z.ravel(), "norm").pvalue > 1e-3
+    # the same positions in consecutive segments must not share a stream
+    segs = z.reshape(4, SEGMENT_DRAWS, -1)
+    for k in range(3):
+        r = np.corrcoef(segs[k].ravel(), segs[k + 1].ravel())[0, 1]
+        assert abs(r) < 4 / np.sqrt(segs[k].size), (k, r)
+    # and y_rep's normals are not theta's
+    yr = dt["posterior_predictive"]["y"].values.reshape(z.shape)
+    e = (yr - dt["posterior"]["theta"].values.reshape(z.shape)) / eight_post.data.se
+    assert stats.kstest(e.ravel(), "norm").pvalue > 1e-3
+    assert abs(np.corrcoef(e.ravel(), z.ravel())[0, 1]) < 4 / np.sqrt(z.size)
+
+
+def test_sample_rejects_bad_threads(eight_post):
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="threads"):
+            eight_post.sample(draws=10, chains=1, threads=bad)
+
+
+def test_static_groups_are_shared_read_only(eight_post):
+    a = eight_post.sample(draws=5, chains=1, seed=1)
+    b = eight_post.sample(draws=5, chains=1, seed=2)
+    assert np.array_equal(a["observed_data"]["y"].values, Y8)
+    with pytest.raises(ValueError, match="read-only"):
+        a["observed_data"]["y"].values[0] = 0.0
+    assert np.array_equal(b["constant_data"]["se"].values, S8)
+
+
+def test_tau_quantile_inverts_the_cdf_everywhere(eight_post):
+    q = np.concatenate([np.linspace(1e-9, 1 - 1e-9, 401), eight_post._cum[1:-1]])  # incl. panel ends
+    t = eight_post.tau_quantile(q)
+    assert np.all(np.diff(t[:401]) > 0)
+    np.testing.assert_allclose(eight_post.tau_cdf(t), q, rtol=0, atol=1e-13)
+    assert eight_post.tau_quantile(0.0) == 0.0 and eight_post.tau_quantile(1.0) == pytest.approx(
+        np.exp(eight_post.rule.edges[-1]))
+    assert np.ndim(eight_post.tau_quantile(0.5)) == 0
+
+
+def test_invert_panel_cdf_known_polynomials():
+    # F(u) = (u + 1) / 2 has Legendre coefficients [1/2, 1/2]
+    lin = np.array([[0.5, 0.5, 0.0]])
+    t = np.array([0.0, 0.1, 0.5, 0.999, 1.0])
+    u = B.invert_panel_cdf(np.repeat(lin, t.size, axis=0), t)
+    np.testing.assert_allclose(u, 2 * t - 1, atol=1e-15)
+    # F(u) = (u + 1)^2 / 4 = 1/3 + P1 / 2 + P2 / 6, since u^2 = (2 P2 + 1) / 3
+    quad = np.array([[1 / 3, 0.5, 1 / 6]])
+    u = B.invert_panel_cdf(np.repeat(quad, t.size, axis=0), t)
+    np.testing.assert_allclose(u, 2 * np.sqrt(t) - 1, atol=1e-14)
+    # targets beyond the panel give its ends
+    assert list(B.invert_panel_cdf(np.repeat(lin, 2, axis=0), np.array([-0.1, 1.2]))) == [-1.0, 1.0]
