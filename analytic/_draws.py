@@ -107,14 +107,16 @@ def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
         np.add(tc, var, out=R)
         np.reciprocal(R, out=R)                            # R = 1 / (s^2 + tau^2)
         b = job.beta[sl] = _beta_given_R(R, job.pr, job.z_beta[sl])
-        if job.XT is None:
-            th[...] = b                                    # x_j'beta = mu, broadcast
+        R *= tc                                            # w = tau^2 / (tau^2 + s^2)
+        if job.XT is None:                                 # x_j'beta = mu: broadcast, no (n, J) fit
+            np.subtract(y, b, out=D)
+            D *= R
+            np.add(D, b, out=th)                           # mu + w (y - mu)
         else:
             np.matmul(b, job.XT, out=th)
-        R *= tc                                            # w = tau^2 / (tau^2 + s^2)
-        np.subtract(y, th, out=D)
-        D *= R
-        th += D                                            # x'beta + w (y - x'beta)
+            np.subtract(y, th, out=D)
+            D *= R
+            th += D                                        # x'beta + w (y - x'beta)
         R *= var
         np.sqrt(R, out=R)                                  # conditional sd sqrt(w) s
         rng.standard_normal(out=D)
@@ -176,13 +178,28 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
     if threads is None and N * J < THREADS_MIN_CELLS:
         n_threads = 1
     tasks = list(zip([job] * len(segs), segs, streams))
+    theta_new = np.empty(N)
+    outputs = (tau, job.beta, job.theta, theta_new, job.y_rep, job.loglik)
     if n_threads == 1:
         for task in tasks:
             _segment(*task)
+        tree = to_datatree(post, *outputs, chains, draws)
     else:
-        list(_pool(n_threads).map(lambda task: _segment(*task), tasks))
-    theta_new = job.beta @ post.x_new + tau * z_new
-    return to_datatree(post, tau, job.beta, job.theta, theta_new, job.y_rep, job.loglik, chains, draws)
+        futures = [_pool(n_threads).submit(_segment, *task) for task in tasks]
+        # The tree only wraps the output arrays, so it is assembled while the workers fill them.
+        tree = to_datatree(post, *outputs, chains, draws)
+        for f in futures:
+            f.result()
+    np.matmul(job.beta, post.x_new, out=theta_new)
+    theta_new += tau * z_new
+    if not _wraps(tree, job.theta, theta_new):  # never seen; guards against a copying xarray
+        tree = to_datatree(post, *outputs, chains, draws)
+    return tree
+
+
+def _wraps(tree: xr.DataTree, theta: np.ndarray, theta_new: np.ndarray) -> bool:
+    p = tree["posterior"]
+    return (np.shares_memory(p["theta"].values, theta) and np.shares_memory(p["theta_new"].values, theta_new))
 
 
 class StaticGroups(NamedTuple):

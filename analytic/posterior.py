@@ -135,9 +135,7 @@ class ExactPosterior:
         qs = np.atleast_1d(np.asarray(q, dtype=float))
         e = self.rule.edges
         p = np.clip(np.searchsorted(self._cum, qs, side="right") - 1, 0, len(e) - 2)
-        F, x = self._cdf_table                         # linear start, then Newton on the panel CDF
-        u0 = 2.0 * (np.interp(qs, F, x) - e[p]) / (e[p + 1] - e[p]) - 1.0
-        u = B.invert_panel_cdf(self._cdf_coef[p], qs - self._cum[p], start=u0)
+        u = B.invert_panel_cdf(self._cdf_coef[p], qs - self._cum[p])
         out = self._from_x(e[p] + (u + 1.0) * 0.5 * (e[p + 1] - e[p]))
         low = 0.0 if self.coordinate == "log" else e[0]
         out = np.where(qs <= 0, low, np.where(qs >= 1, self._from_x(e[-1]), out))
@@ -548,8 +546,9 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
     a, b = xs[max(i - 1, 0)], xs[min(i + 1, xs.size - 1)]
     # Zoom on the mode with batches of points (one evaluation per round, cheap for small J).
     xm, fm = float(xs[i]), float(fs[i])
-    for _ in range(8):
-        grid = np.linspace(a, b, 9)
+    n_zoom = 33                                  # each round narrows the bracket 16-fold
+    for _ in range(6):
+        grid = np.linspace(a, b, n_zoom)
         fg = f(grid)
         j = int(np.nanargmax(fg))
         if fg[j] >= fm:
@@ -557,7 +556,7 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
         step = grid[1] - grid[0]
         a, b = max(xm - step, grid[0]), min(xm + step, grid[-1])
         # Stop once the bracket is well inside the posterior scale (curvature checked below).
-        if j not in (0, 8) and 0 < fg[j] - min(fg[j - 1], fg[j + 1]) < 1e-3:
+        if j not in (0, n_zoom - 1) and 0 < fg[j] - min(fg[j - 1], fg[j + 1]) < 1e-3:
             break
     # Curvature scale from second differences at three step sizes, in one evaluation.
     hs = np.array([1e-4, 1e-2, 0.3])
@@ -574,28 +573,43 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
                 break
     sigma = min(max(sigma, 1e-8), 5.0)
 
-    def walk(direction: int, moment: int) -> float:
-        # Geometric steps x_k = xm +- sigma (1.5^k - 1) / 0.5, evaluated in batches of 12; tau^2 must
-        # stay finite, so |log tau| <= 350.
-        best = fm + moment * xm
-        for ks in (np.arange(1, 13), np.arange(13, 25), np.arange(25, 61)):
+    # Walk out from the mode in geometric steps x_k = xm +- sigma (1.5^k - 1) / 0.5, both sides in
+    # one evaluation per batch, until the integrand (times e^{moment x} on the right) falls
+    # TAIL_NATS below its running maximum; tau^2 must stay finite, so |log tau| <= 350.
+    ends: dict[int, float] = {}
+    best = {-1: fm, +1: fm + m_right * xm}
+    for ks in (np.arange(1, 13), np.arange(13, 25), np.arange(25, 61)):
+        xs_dir = {}
+        for direction in (-1, +1):
+            if direction in ends:
+                continue
             x = xm + direction * sigma * (1.5 ** ks - 1.0) / 0.5
             x = x[np.abs(x) <= 350.0]
             if direction > 0 and math.isfinite(upper_x):
                 x = x[x < upper_x]
             if x.size == 0:
-                break
-            g = f(x) + moment * x
-            run = np.maximum.accumulate(np.maximum(g, best))
+                ends[direction] = upper_x if direction > 0 and math.isfinite(upper_x) else math.nan
+                continue
+            xs_dir[direction] = x
+        if not xs_dir:
+            break
+        fv = f(np.concatenate(list(xs_dir.values())))
+        start = 0
+        for direction, x in xs_dir.items():
+            g = fv[start: start + x.size] + (m_right * x if direction > 0 else 0.0)
+            start += x.size
+            run = np.maximum.accumulate(np.maximum(g, best[direction]))
             below = np.flatnonzero(g < run - TAIL_NATS)
             if below.size:
-                return float(x[below[0]])
-            best = float(run[-1])
-        if direction > 0 and math.isfinite(upper_x):
-            return upper_x
-        raise RuntimeError("could not bracket the posterior of tau within 1e-152 < tau < 1e152; is it proper?")
-
-    return walk(-1, 0), walk(+1, m_right), sigma, xm
+                ends[direction] = float(x[below[0]])
+            else:
+                best[direction] = float(run[-1])
+    for direction in (-1, +1):
+        if direction not in ends and direction > 0 and math.isfinite(upper_x):
+            ends[direction] = upper_x
+        if not math.isfinite(ends.get(direction, math.nan)):
+            raise RuntimeError("could not bracket the posterior of tau within 1e-152 < tau < 1e152; is it proper?")
+    return ends[-1], ends[+1], sigma, xm
 
 
 def graded_edges(lo: float, hi: float, centre: float, sigma: float, core: float = 2.5,
