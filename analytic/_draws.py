@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+import threading
+from queue import Empty, SimpleQueue
+from typing import Callable, NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -24,22 +25,42 @@ SEGMENT_DRAWS = 1024
 # Below this many (draw, study) cells threads cost more than they save.
 THREADS_MIN_CELLS = 1 << 17
 
-_POOL: list = [None, 0]  # a lazily created thread pool and its size, reset in forked children
+
+def _drain(queue: SimpleQueue) -> None:
+    """Fill segments taken from the queue until it is empty."""
+    while True:
+        try:
+            task = queue.get_nowait()
+        except Empty:
+            return
+        _segment(*task)
 
 
-def _reset_pool() -> None:
-    _POOL[0], _POOL[1] = None, 0
+def _start(n: int, queue: SimpleQueue) -> Callable[[], None]:
+    """Start n helper threads draining the queue; return a join that waits and re-raises.
 
+    Threads are started per call (about 0.1 ms) rather than kept in a pool: nothing lingers to
+    trouble a later fork, and concurrent calls cannot interfere.
+    """
+    errors: list[BaseException] = []
 
-os.register_at_fork(after_in_child=_reset_pool)
+    def work():
+        try:
+            _drain(queue)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
 
+    threads = [threading.Thread(target=work, name=f"metapool-draws-{i}", daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
 
-def _pool(n: int) -> ThreadPoolExecutor:
-    if _POOL[0] is None or _POOL[1] < n:
-        if _POOL[0] is not None:
-            _POOL[0].shutdown(wait=False)
-        _POOL[0], _POOL[1] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="metapool-draws"), n
-    return _POOL[0]
+    def join() -> None:
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    return join
 
 
 def default_threads() -> int:
@@ -81,7 +102,9 @@ class _Job(NamedTuple):
     se: np.ndarray
     var: np.ndarray
     XT: np.ndarray | None          # (p, J), or None for the intercept-only model
-    t2: np.ndarray                 # (N,) tau^2
+    u: np.ndarray                  # (N,) uniforms that give tau by the inverse CDF
+    table: tuple                   # (F, tau) inverse-CDF table
+    tau: np.ndarray                # (N,) out
     z_beta: np.ndarray             # (N, p)
     beta: np.ndarray               # (N, p) out
     theta: np.ndarray              # (N, J) out
@@ -98,12 +121,16 @@ def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
     """
     J = job.theta.shape[1]
     n0 = min(job.rows, seg.stop - seg.start)
+    tau = job.tau[seg] = np.interp(job.u[seg], *job.table)
+    t2 = np.empty(seg.stop - seg.start)
+    np.multiply(tau, tau, out=t2)
     S, M = np.empty((n0, J)), np.empty((n0, J))
     blocks = [slice(lo, min(seg.stop, lo + job.rows)) for lo in range(seg.start, seg.stop, job.rows)]
     y, var = job.y, job.var
     for sl in blocks:
         n = sl.stop - sl.start
-        R, D, th, tc = S[:n], M[:n], job.theta[sl], job.t2[sl, None]
+        R, D, th = S[:n], M[:n], job.theta[sl]
+        tc = t2[sl.start - seg.start: sl.stop - seg.start, None]
         np.add(tc, var, out=R)
         np.reciprocal(R, out=R)                            # R = 1 / (s^2 + tau^2)
         b = job.beta[sl] = _beta_given_R(R, job.pr, job.z_beta[sl])
@@ -161,15 +188,15 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
     rng = np.random.default_rng(seed)
     d = post.data
     N, J, p = draws * chains, d.J, d.p
-    F, t = post.inverse_cdf_table()
-    tau = np.interp(rng.random(N), F, t)
+    u = rng.random(N)
     z_beta = rng.standard_normal((N, p))
     z_new = rng.standard_normal(N)
     segs = [slice(lo, min(N, lo + SEGMENT_DRAWS)) for lo in range(0, N, SEGMENT_DRAWS)]
     streams = _spawn(rng, len(segs))
     job = _Job(
         pr=post.problem.prepared, y=d.y, se=d.se, var=d.variance,
-        XT=None if d.intercept_only else np.ascontiguousarray(d.X.T), t2=tau * tau, z_beta=z_beta,
+        XT=None if d.intercept_only else np.ascontiguousarray(d.X.T), u=u,
+        table=post.inverse_cdf_table(), tau=np.empty(N), z_beta=z_beta,
         beta=np.empty((N, p)), theta=np.empty((N, J)),
         y_rep=np.empty((N, J)) if predictive else None, loglik=np.empty((N, J)) if predictive else None,
         rows=max(1, block_cells // J),
@@ -179,17 +206,24 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
         n_threads = 1
     tasks = list(zip([job] * len(segs), segs, streams))
     theta_new = np.empty(N)
+    tau = job.tau
     outputs = (tau, job.beta, job.theta, theta_new, job.y_rep, job.loglik)
     if n_threads == 1:
         for task in tasks:
             _segment(*task)
         tree = to_datatree(post, *outputs, chains, draws)
     else:
-        futures = [_pool(n_threads).submit(_segment, *task) for task in tasks]
-        # The tree only wraps the output arrays, so it is assembled while the workers fill them.
-        tree = to_datatree(post, *outputs, chains, draws)
-        for f in futures:
-            f.result()
+        # n - 1 helper threads plus this one take segments from a queue. The tree only wraps the
+        # output arrays, so this thread assembles it first, while the helpers fill them.
+        queue: SimpleQueue = SimpleQueue()
+        for task in tasks:
+            queue.put(task)
+        join = _start(n_threads - 1, queue)
+        try:
+            tree = to_datatree(post, *outputs, chains, draws)
+            _drain(queue)
+        finally:
+            join()
     np.matmul(job.beta, post.x_new, out=theta_new)
     theta_new += tau * z_new
     if not _wraps(tree, job.theta, theta_new):  # never seen; guards against a copying xarray

@@ -609,3 +609,23 @@ def test_invert_panel_cdf_known_polynomials():
     np.testing.assert_allclose(u, 2 * np.sqrt(t) - 1, atol=1e-14)
     # targets beyond the panel give its ends
     assert list(B.invert_panel_cdf(np.repeat(lin, 2, axis=0), np.array([-0.1, 1.2]))) == [-1.0, 1.0]
+
+
+def test_threaded_draws_from_several_threads_and_errors_propagate(eight_post, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from metapool.analytic import _draws
+
+    ref = eight_post.sample(draws=3000, chains=2, seed=8, threads=2)["posterior"]["theta"].values
+    with ThreadPoolExecutor(3) as ex:
+        outs = list(ex.map(lambda k: eight_post.sample(draws=3000, chains=2, seed=8, threads=k)
+                           ["posterior"]["theta"].values, [2, 3, 4, 2, 5]))
+    for o in outs:
+        np.testing.assert_array_equal(o, ref)
+
+    def broken(*args):
+        raise FloatingPointError("boom")
+
+    monkeypatch.setattr(_draws, "_segment", broken)
+    with pytest.raises(FloatingPointError, match="boom"):
+        eight_post.sample(draws=3000, chains=2, seed=8, threads=2)
