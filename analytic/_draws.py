@@ -80,7 +80,7 @@ def _beta_given_R(R: np.ndarray, pr: B.Prepared, z: np.ndarray) -> np.ndarray:
     A = R @ (x x') + P0 and b = R @ (x y_c) + P0 (m0 - beta_ref) are matrix products.
     """
     p, n = pr.p, R.shape[0]
-    sums = B.rowdot(R, pr.stacked)                         # one pass over R for A and b
+    sums = B.rowdot(R, pr.stacked_T)                       # A and b in one call
     A = sums[:, : p * p].reshape(n, p, p)
     A += np.diag(pr.prec0)[None]
     b = sums[:, p * p: p * p + p] + (pr.prec0 * pr.mean0_c)[None]

@@ -546,7 +546,9 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
     a, b = xs[max(i - 1, 0)], xs[min(i + 1, xs.size - 1)]
     # Zoom on the mode with batches of points (one evaluation per round, cheap for small J).
     xm, fm = float(xs[i]), float(fs[i])
-    n_zoom = 33                                  # each round narrows the bracket 16-fold
+    # Each round narrows the bracket 16-fold (33 points) or 4-fold (9); an evaluation costs
+    # O(points x J p), so small designs take fewer, wider rounds and large ones cheaper rounds.
+    n_zoom = 33 if data.J * data.p <= 20_000 else 9
     for _ in range(6):
         grid = np.linspace(a, b, n_zoom)
         fg = f(grid)
