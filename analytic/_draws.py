@@ -102,6 +102,8 @@ class _Job(NamedTuple):
     se: np.ndarray
     var: np.ndarray
     XT: np.ndarray | None          # (p, J), or None for the intercept-only model
+    one_var: np.ndarray            # (2, J) rows 1 and s^2
+    y_one: np.ndarray              # (2, J) rows y and 1
     u: np.ndarray                  # (N,) uniforms that give tau by the inverse CDF
     table: tuple                   # (F, tau) inverse-CDF table
     tau: np.ndarray                # (N,) out
@@ -125,18 +127,24 @@ def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
     t2 = np.empty(seg.stop - seg.start)
     np.multiply(tau, tau, out=t2)
     S, M = np.empty((n0, J)), np.empty((n0, J))
+    # Outer sums as rank-2 matrix products: [tau^2, 1] @ [1; s^2] and [1, -mu] @ [y; 1]. Every
+    # product is by 1, so each cell is the same single rounding as the broadcast sum, and BLAS
+    # measured 3-4x faster than numpy's broadcast over short rows.
+    Lt, Lm = np.ones((n0, 2)), np.ones((n0, 2))
     blocks = [slice(lo, min(seg.stop, lo + job.rows)) for lo in range(seg.start, seg.stop, job.rows)]
     y, var = job.y, job.var
     for sl in blocks:
         n = sl.stop - sl.start
         R, D, th = S[:n], M[:n], job.theta[sl]
         tc = t2[sl.start - seg.start: sl.stop - seg.start, None]
-        np.add(tc, var, out=R)
-        np.reciprocal(R, out=R)                            # R = 1 / (s^2 + tau^2)
+        Lt[:n, 0] = tc[:, 0]
+        np.matmul(Lt[:n], job.one_var, out=R)              # tau^2 + s^2
+        np.divide(1.0, R, out=R)                           # R = 1 / (s^2 + tau^2); faster than reciprocal
         b = job.beta[sl] = _beta_given_R(R, job.pr, job.z_beta[sl])
         R *= tc                                            # w = tau^2 / (tau^2 + s^2)
-        if job.XT is None:                                 # x_j'beta = mu: broadcast, no (n, J) fit
-            np.subtract(y, b, out=D)
+        if job.XT is None:                                 # x_j'beta = mu: no (n, J) fit
+            np.negative(b[:, 0], out=Lm[:n, 1])
+            np.matmul(Lm[:n], job.y_one, out=D)            # y - mu
             D *= R
             np.add(D, b, out=th)                           # mu + w (y - mu)
         else:
@@ -196,6 +204,7 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
     job = _Job(
         pr=post.problem.prepared, y=d.y, se=d.se, var=d.variance,
         XT=None if d.intercept_only else np.ascontiguousarray(d.X.T), u=u,
+        one_var=np.stack([np.ones(J), d.variance]), y_one=np.stack([d.y, np.ones(J)]),
         table=post.inverse_cdf_table(), tau=np.empty(N), z_beta=z_beta,
         beta=np.empty((N, p)), theta=np.empty((N, J)),
         y_rep=np.empty((N, J)) if predictive else None, loglik=np.empty((N, J)) if predictive else None,
