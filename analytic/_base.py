@@ -7,11 +7,14 @@ Everything here works on plain arrays so it can be tested against closed forms i
 
 from __future__ import annotations
 
+import functools
 from functools import lru_cache
 from typing import Callable, NamedTuple
 
 import numpy as np
 from scipy import special
+
+from metapool.analytic._threads import run as run_threads
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 # Elements per temporary (nodes x studies) block: bounds memory for a million studies.
@@ -98,7 +101,8 @@ def prepare(y: np.ndarray, se2: np.ndarray, X: np.ndarray, prec0: np.ndarray, me
 
 
 def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
-                prec0: np.ndarray, mean0: np.ndarray, prepared: Prepared | None = None) -> Conditional:
+                prec0: np.ndarray, mean0: np.ndarray, prepared: Prepared | None = None,
+                threads: int = 1) -> Conditional:
     """Conditional posterior of beta and the log marginal likelihood of tau (up to a constant).
 
     Parameters
@@ -109,6 +113,8 @@ def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
     prec0, mean0 : (p,) prior precision (0 = flat) and prior mean of beta.
     prepared : Prepared, optional
         The output of :func:`prepare` for these arguments (saves recomputing it).
+    threads : int
+        Threads for the chunks of nodes when K x J is large.
 
     Notes
     -----
@@ -136,7 +142,7 @@ def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
     P0 = np.diag(pr.prec0)
     prior_b = pr.prec0 * pr.mean0_c
     prior_q = float(pr.mean0_c @ (pr.prec0 * pr.mean0_c))
-    for sl in chunks(K, J):
+    def one(sl: slice) -> None:
         v = np.add.outer(tau2[sl], pr.se2)                     # (k, J)
         w = np.divide(1.0, v)                                  # faster than np.reciprocal here
         logv = np.log(v, out=v).sum(axis=1)                    # in place: v is not needed again
@@ -151,6 +157,9 @@ def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
         out_lp[sl] = -0.5 * (logdet + logv + quad)
         out_bh[sl] = bh + pr.beta_ref[None]
         out_cov[sl] = _cho_solve_mat(L, np.broadcast_to(np.eye(p), A.shape))
+
+    # Chunks write disjoint rows; several only when K x J is large (a million studies).
+    run_threads([functools.partial(one, sl) for sl in chunks(K, J)], threads)
     return Conditional(out_lp, out_bh, out_cov)
 
 

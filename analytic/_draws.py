@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import threading
-from queue import Empty, SimpleQueue
-from typing import Callable, NamedTuple
+import functools
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
 
 from metapool.analytic import _base as B
+from metapool.analytic import _threads as T
 
 LOG_2PI = B.LOG_2PI
 
@@ -24,52 +23,6 @@ BLOCK_CELLS = 1 << 17
 SEGMENT_DRAWS = 1024
 # Below this many (draw, study) cells threads cost more than they save.
 THREADS_MIN_CELLS = 1 << 17
-
-
-def _drain(queue: SimpleQueue) -> None:
-    """Fill segments taken from the queue until it is empty."""
-    while True:
-        try:
-            task = queue.get_nowait()
-        except Empty:
-            return
-        _segment(*task)
-
-
-def _start(n: int, queue: SimpleQueue) -> Callable[[], None]:
-    """Start n helper threads draining the queue; return a join that waits and re-raises.
-
-    Threads are started per call (about 0.1 ms) rather than kept in a pool: nothing lingers to
-    trouble a later fork, and concurrent calls cannot interfere.
-    """
-    errors: list[BaseException] = []
-
-    def work():
-        try:
-            _drain(queue)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, name=f"metapool-draws-{i}", daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
-
-    def join() -> None:
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
-
-    return join
-
-
-def default_threads() -> int:
-    """Threads used for drawing by default: the CPUs this process may run on, at most 8."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
-    return max(1, min(8, n))
 
 
 def _beta_given_R(R: np.ndarray, pr: B.Prepared, z: np.ndarray) -> np.ndarray:
@@ -191,8 +144,7 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
         raise ValueError(f"draws and chains must be >= 1, got draws={draws}, chains={chains}")
     if block_cells < 1:
         raise ValueError(f"block_cells must be >= 1, got {block_cells}")
-    if threads is not None and (int(threads) != threads or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    T.check_threads(threads)
     rng = np.random.default_rng(seed)
     d = post.data
     N, J, p = draws * chains, d.J, d.p
@@ -210,29 +162,16 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
         y_rep=np.empty((N, J)) if predictive else None, loglik=np.empty((N, J)) if predictive else None,
         rows=max(1, block_cells // J),
     )
-    n_threads = min(default_threads() if threads is None else int(threads), len(segs))
+    n_threads = post.problem.threads if threads is None else int(threads)
     if threads is None and N * J < THREADS_MIN_CELLS:
         n_threads = 1
-    tasks = list(zip([job] * len(segs), segs, streams))
     theta_new = np.empty(N)
     tau = job.tau
     outputs = (tau, job.beta, job.theta, theta_new, job.y_rep, job.loglik)
-    if n_threads == 1:
-        for task in tasks:
-            _segment(*task)
-        tree = to_datatree(post, *outputs, chains, draws)
-    else:
-        # n - 1 helper threads plus this one take segments from a queue. The tree only wraps the
-        # output arrays, so this thread assembles it first, while the helpers fill them.
-        queue: SimpleQueue = SimpleQueue()
-        for task in tasks:
-            queue.put(task)
-        join = _start(n_threads - 1, queue)
-        try:
-            tree = to_datatree(post, *outputs, chains, draws)
-            _drain(queue)
-        finally:
-            join()
+    # The tree only wraps the output arrays, so the calling thread assembles it first while any
+    # helper threads start filling them.
+    tree = T.run([functools.partial(_segment, job, sg, st) for sg, st in zip(segs, streams)], n_threads,
+                 lead=lambda: to_datatree(post, *outputs, chains, draws))
     np.matmul(job.beta, post.x_new, out=theta_new)
     theta_new += tau * z_new
     if not _wraps(tree, job.theta, theta_new):  # never seen; guards against a copying xarray

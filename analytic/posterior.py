@@ -17,6 +17,7 @@ from scipy import optimize, special
 from metapool.data import MetaData
 from metapool.naming import quantile_column
 from metapool.analytic import _base as B
+from metapool.analytic import _threads as T
 
 __all__ = ["fit", "check_proper", "ExactPosterior", "MomentWarning", "DEFAULT_QUANTILES"]
 
@@ -237,7 +238,8 @@ class ExactPosterior:
         R = self._group_size(kind)
         mean_ok, sd_ok = self._exists(kind)
         tail = (1.0 - prob) / 2.0
-        for sl in B.chunks(R, tau.size * 8) if kind in ("theta", "y_pred") else [slice(None)]:
+
+        def rows(sl: slice) -> None:
             m, s = self._group_moments(kind, tau, cond, sl)
             ref = m[np.argmax(w)]
             mu = B.wsum(w, m - ref) + ref
@@ -252,6 +254,10 @@ class ExactPosterior:
             hi = known[1 - tail] if (1 - tail) in known else B.mixture_quantile(1 - tail, w, m, s, start=start(1 - tail))
             a, b = B.mixture_hdi(prob, w, m, s, lo, hi)
             out[sl, -2], out[sl, -1] = a, b
+
+        # Row chunks write disjoint rows of out; several only for large groups.
+        parts = B.chunks(R, tau.size * 8) if kind in ("theta", "y_pred") else [slice(None)]
+        T.run([functools.partial(rows, sl) for sl in parts], self.problem.threads)
 
     # ----------------------------------------------------------- public summaries
     def summary(self, quantiles: Sequence[float] | None = None, prob: float = 0.95) -> pd.DataFrame:
@@ -392,8 +398,9 @@ class ExactPosterior:
             gives only the original analysis's job (tau, mu / beta, theta, theta_new), faster;
             theta is the same either way.
         threads : int, optional
-            Threads that fill theta (and y_rep) segment by segment (default: the CPUs this
-            process may use, at most 8; small jobs run on one). The draws do not depend on it.
+            Threads that fill theta (and y_rep) segment by segment (default: the ``threads`` the
+            posterior was fitted with; jobs under 131,072 draw x study cells then run on one).
+            The draws do not depend on it.
 
         Returns
         -------
@@ -459,18 +466,20 @@ class Problem(NamedTuple):
     tau_prior: object
     beta_prior: object
     prepared: B.Prepared
+    threads: int = 1            # for the large (nodes x studies) loops and the draws
 
 
-def _problem(data: MetaData, tau_prior, beta_prior) -> Problem:
+def _problem(data: MetaData, tau_prior, beta_prior, threads: int = 1) -> Problem:
     p = data.p
     prep = B.prepare(data.y, data.variance, data.X, beta_prior.precision(p), beta_prior.mean(p))
-    return Problem(data, tau_prior, beta_prior, prep)
+    return Problem(data, tau_prior, beta_prior, prep, threads)
 
 
 def _conditional(tau, prob: Problem) -> B.Conditional:
     d = prob.data
     pr = prob.prepared
-    return B.conditional(tau, d.y, d.variance, d.X, pr.prec0, pr.mean0_c + pr.beta_ref, prepared=pr)
+    return B.conditional(tau, d.y, d.variance, d.X, pr.prec0, pr.mean0_c + pr.beta_ref, prepared=pr,
+                         threads=prob.threads)
 
 
 def _log_post_tau(tau, prob: Problem) -> np.ndarray:
@@ -712,6 +721,7 @@ def fit(
     x_new: ArrayLike | Mapping[str, float] | None = None,
     nodes_per_panel: int = 12,
     max_levels: int = 8,
+    threads: int | None = None,
 ) -> ExactPosterior:
     """Exact posterior of the normal-normal hierarchical model by quadrature over tau.
 
@@ -734,6 +744,11 @@ def fit(
         Gauss-Legendre nodes per panel.
     max_levels : int
         Maximum number of global bisections.
+    threads : int, optional
+        Threads for the large loops (nodes x studies, rows of the summary, the draws), which
+        run in parallel only when the work is large (e.g. a million studies, 10,000 draws of
+        79 studies). Default: the CPUs this process may use, at most 8. Results do not depend
+        on it.
 
     Returns
     -------
@@ -762,7 +777,8 @@ def fit(
     tp, bp = _prior_objects(tau_prior, beta_prior)
     tp = tp.bind(data)
     k = _tail_exponent(data, tp, bp)
-    prob = _problem(data, tp, bp)
+    T.check_threads(threads)
+    prob = _problem(data, tp, bp, T.default_threads() if threads is None else int(threads))
     _check_proper(data, tp, bp, k)
     m_right = 2 if k > 3 else (1 if k > 2 else 0)
     row = data.design_row(x_new)

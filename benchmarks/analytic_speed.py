@@ -46,7 +46,7 @@ def best_of(fn, repeat: int = 5) -> float:
 
 
 def seed_comparison(S: int) -> None:
-    from metapool.analytic._draws import default_threads
+    from metapool.analytic._threads import default_threads
 
     d = datasets.load("seed_countries")
     J = d.J

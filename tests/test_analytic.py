@@ -629,3 +629,20 @@ def test_threaded_draws_from_several_threads_and_errors_propagate(eight_post, mo
     monkeypatch.setattr(_draws, "_segment", broken)
     with pytest.raises(FloatingPointError, match="boom"):
         eight_post.sample(draws=3000, chains=2, seed=8, threads=2)
+
+
+def test_threads_change_nothing_for_many_studies():
+    # 30,000 studies: the node x study loops of the fit and the summary's row loop run in chunks,
+    # which threads share; every number must be the same as on one thread.
+    rng = np.random.default_rng(77)
+    s = np.exp(rng.normal(np.log(0.02), 0.5, 30_000))
+    d = MetaData.from_arrays(rng.normal(rng.normal(0.01, 0.003, s.size), s), s)
+    one, three = fit(d, threads=1), fit(d, threads=3)
+    assert one.problem.threads == 1 and three.problem.threads == 3
+    np.testing.assert_array_equal(one.tau_nodes, three.tau_nodes)
+    np.testing.assert_array_equal(one.weights, three.weights)
+    a, b = one.summary(), three.summary()
+    assert a.index.equals(b.index)
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+    with pytest.raises(ValueError, match="threads"):
+        fit(d, threads=0)
