@@ -30,7 +30,13 @@ def default_threads() -> int:
 
 def check_threads(threads: int | None) -> None:
     """Raise ValueError unless threads is None or a positive integer."""
-    if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
+    if threads is None:
+        return
+    try:
+        ok = not isinstance(threads, (bool, str)) and int(threads) == threads and threads >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
 
 

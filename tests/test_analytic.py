@@ -573,7 +573,7 @@ def test_segment_streams_are_independent_normals(eight_post):
 
 
 def test_sample_rejects_bad_threads(eight_post):
-    for bad in (0, -1, 1.5):
+    for bad in (0, -1, 1.5, "2", "two", True, [2]):
         with pytest.raises(ValueError, match="threads"):
             eight_post.sample(draws=10, chains=1, threads=bad)
 
