@@ -25,6 +25,9 @@ DEFAULT_QUANTILES: tuple[float, ...] = (0.025, 0.25, 0.5, 0.75, 0.975)
 # Mass left outside the integration domain: integrands are followed until they fall this many
 # nats below their maximum (e^-46 ~ 1e-20 of the peak).
 TAIL_NATS = 46.0
+# The log-tau domain searched: tau^2 must stay finite (tau < 1.3e154); below, tau^2 may underflow
+# to 0 harmlessly (the likelihood is then its tau -> 0 limit), down to normal doubles.
+X_RANGE = (-700.0, 350.0)
 
 
 class MomentWarning(UserWarning):
@@ -548,6 +551,7 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
     upper_x = math.log(tau_prior.upper) if math.isfinite(tau_prior.upper) else math.inf
     ref = math.log(max(float(np.sqrt(np.mean(data.variance))), float(np.std(data.y)), 1e-300))
     xs = ref + np.arange(-40.0, 40.5, 4.0)
+    xs = xs[(xs >= X_RANGE[0]) & (xs <= X_RANGE[1])]
     if math.isfinite(upper_x):
         xs = np.append(xs[xs < upper_x], upper_x)
     fs = f(xs)
@@ -586,7 +590,7 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
 
     # Walk out from the mode in geometric steps x_k = xm +- sigma (1.5^k - 1) / 0.5, both sides in
     # one evaluation per batch, until the integrand (times e^{moment x} on the right) falls
-    # TAIL_NATS below its running maximum; tau^2 must stay finite, so |log tau| <= 350.
+    # TAIL_NATS below its running maximum, within X_RANGE.
     ends: dict[int, float] = {}
     best = {-1: fm, +1: fm + m_right * xm}
     for ks in (np.arange(1, 13), np.arange(13, 25), np.arange(25, 61)):
@@ -595,7 +599,7 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
             if direction in ends:
                 continue
             x = xm + direction * sigma * (1.5 ** ks - 1.0) / 0.5
-            x = x[np.abs(x) <= 350.0]
+            x = x[(x >= X_RANGE[0]) & (x <= X_RANGE[1])]
             if direction > 0 and math.isfinite(upper_x):
                 x = x[x < upper_x]
             if x.size == 0:
@@ -619,7 +623,10 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
         if direction not in ends and direction > 0 and math.isfinite(upper_x):
             ends[direction] = upper_x
         if not math.isfinite(ends.get(direction, math.nan)):
-            raise RuntimeError("could not bracket the posterior of tau within 1e-152 < tau < 1e152; is it proper?")
+            raise RuntimeError(
+                f"could not bracket the posterior of tau within {math.exp(X_RANGE[0]):.0e} < tau < "
+                f"{math.exp(X_RANGE[1]):.0e}: is it proper? (Effects and standard errors near 1e150 "
+                "reach the range of double precision: rescale them.)")
     return ends[-1], ends[+1], sigma, xm
 
 

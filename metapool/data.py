@@ -65,6 +65,24 @@ def _check_finite(a: np.ndarray, column: str, labels: Sequence[str]) -> None:
         )
 
 
+# Effects and standard errors must stay where their squares (and tau^2 beside them) are normal
+# doubles; beyond, the model still holds but double precision does not: rescale the data.
+MAX_MAGNITUDE = 1e150
+MIN_SE = 1e-150
+
+
+def _check_range(a: np.ndarray, column: str, labels: Sequence[str], low: float, high: float, what: str) -> None:
+    bad = np.flatnonzero((np.abs(a) > high) | (np.abs(a) < low))
+    if bad.size:
+        i = int(bad[0])
+        more = f" (and {bad.size - 1} more)" if bad.size > 1 else ""
+        raise ValueError(
+            f"column {column!r}, study {labels[i]!r} (row {i + 1}): value {_show(a[i])} is outside {what}{more}, "
+            "the range where the model's squares fit in double precision; rescale effects and standard "
+            "errors together (the model is scale-equivariant; a prior's scale rescales with them)"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class MetaData:
     """Immutable meta-analysis data: J studies with effects, known standard errors and a design.
@@ -356,6 +374,12 @@ def effects_and_se(
         kind = "negative" if sv[i] < 0 else "zero"
         must = "standard errors must be > 0" if role == "se" else "sampling variances must be > 0"
         raise ValueError(f"column {cols[role]!r}, study {labels[i]!r} (row {i + 1}): value {_show(sv[i])} is {kind}; {must}")
+    _check_range(yv, cols["effect"], labels, 0.0, MAX_MAGNITUDE, f"|effect| <= {MAX_MAGNITUDE:g}")
+    if role == "se":
+        _check_range(sv, cols[role], labels, MIN_SE, MAX_MAGNITUDE, f"{MIN_SE:g} <= se <= {MAX_MAGNITUDE:g}")
+    else:
+        _check_range(sv, cols[role], labels, MIN_SE**2, MAX_MAGNITUDE**2,
+                     f"{MIN_SE**2:g} <= variance <= {MAX_MAGNITUDE**2:g}")
     return yv, (sv if role == "se" else np.sqrt(sv))
 
 
@@ -386,6 +410,8 @@ def _validate(d: MetaData) -> None:
             f"column 'se', study {d.labels[i]!r} (row {i + 1}): value {_show(d.se[i])} is not > 0; "
             "standard errors must be positive"
         )
+    _check_range(d.y, "effect", d.labels, 0.0, MAX_MAGNITUDE, f"|effect| <= {MAX_MAGNITUDE:g}")
+    _check_range(d.se, "se", d.labels, MIN_SE, MAX_MAGNITUDE, f"{MIN_SE:g} <= se <= {MAX_MAGNITUDE:g}")
     if len(d.coef_names) != d.X.shape[1]:
         raise ValueError(f"X has {d.X.shape[1]} columns but {len(d.coef_names)} coefficient names")
     for k, nm in enumerate(d.coef_names):

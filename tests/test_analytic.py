@@ -342,9 +342,10 @@ def test_500_studies_with_tiny_standard_errors():
     assert post.error_estimate < 1e-8
 
 
-@pytest.mark.parametrize("c", [1e-100, 1e100])
+@pytest.mark.parametrize("c", [1e-150, 1e-100, 1e100, 1e130])
 def test_extreme_scales_no_overflow(eight_summary, c):
-    """Log-space numerics: effects and errors 100 orders of magnitude away from 1."""
+    """Log-space numerics: effects and errors 100+ orders of magnitude away from 1 (the data range
+    stops at 1e-150 <= se, |y| <= 1e150; at 1e-150 tau's left tail needs tau down to ~1e-170)."""
     sm = fit(MetaData.from_arrays(Y8 * c, S8 * c, labels=LAB8)).summary()
     assert np.isfinite(sm.to_numpy()).all()
     assert np.allclose(sm.to_numpy() / c, eight_summary.to_numpy(), rtol=1e-7, atol=5e-7)

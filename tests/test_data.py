@@ -139,6 +139,28 @@ def test_bad_effect_or_se_names_column_study_value(frame, col, value, pattern):
         _bad(frame)
 
 
+@pytest.mark.parametrize("col,value,rng", [
+    ("X_beta", 2e150, r"\|effect\| <= 1e\+150"),
+    ("X_beta", -3e151, r"\|effect\| <= 1e\+150"),
+    ("X_stderr", 1e-151, r"1e-150 <= se <= 1e\+150"),
+    ("X_stderr", 5e150, r"1e-150 <= se <= 1e\+150"),
+])
+def test_effects_and_se_beyond_double_precision_range(frame, col, value, rng):
+    frame.loc[2, col] = value
+    with pytest.raises(ValueError, match=rf"column '{col}', study 's1' \(row 3\): value {re.escape(repr(value))} is outside {rng}.*rescale"):
+        _bad(frame)
+
+
+def test_variance_beyond_double_precision_range(frame):
+    frame = frame.assign(v=frame["X_stderr"] ** 2)
+    frame.loc[4, "v"] = 1e-301
+    with pytest.raises(ValueError, match=r"column 'v', study 'alpha' \(row 5\): value 1e-301 is outside 1e-300 <= variance"):
+        _bad(frame, variance="v")
+    # the ends of the range are accepted
+    ok = MetaData.from_arrays([0.0, 1e150, -1e150], [1e-150, 1.0, 1e150])
+    assert ok.J == 3
+
+
 def test_text_in_effect_column(frame):
     frame["X_beta"] = frame["X_beta"].astype(object)
     frame.loc[3, "X_beta"] = "n/a"
