@@ -14,6 +14,8 @@ import threading
 from queue import Empty, SimpleQueue
 from typing import Callable, Iterable, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 
 MAX_THREADS = 8
@@ -73,9 +75,12 @@ def run(tasks: Iterable[Callable[[], None]], threads: int, lead: Callable[[], T]
                 return
             task()
 
+    errstate = np.geterr()  # numpy's error state is per thread: helpers take the caller's
+
     def work() -> None:
         try:
-            drain()
+            with np.errstate(**errstate):
+                drain()
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(exc)
 

@@ -647,3 +647,18 @@ def test_threads_change_nothing_for_many_studies():
     np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
     with pytest.raises(ValueError, match="threads"):
         fit(d, threads=0)
+
+
+def test_helper_threads_take_the_callers_numpy_error_state():
+    from metapool.analytic import _threads
+
+    seen = []
+
+    def task():
+        seen.append(np.geterr()["divide"])
+
+    with np.errstate(divide="raise"):
+        _threads.run([task] * 6, 3)
+    assert seen == ["raise"] * 6
+    with np.errstate(divide="ignore"):
+        _threads.run([lambda: np.log(np.zeros(3))] * 4, 2)  # no warning, no error
