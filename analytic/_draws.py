@@ -33,13 +33,19 @@ def _beta_given_R(R: np.ndarray, pr: B.Prepared, z: np.ndarray) -> np.ndarray:
     A = R @ (x x') + P0 and b = R @ (x y_c) + P0 (m0 - beta_ref) are matrix products.
     """
     p, n = pr.p, R.shape[0]
-    sums = B.rowdot(R, pr.stacked_T)                       # A and b in one call
+    sums = B.rowdot(R, pr.stacked, pr.stacked_T)           # A and b in one call
+    if p == 1:                                             # scalars per draw: plain vector arithmetic
+        a = sums[:, 0] + pr.prec0[0]
+        out = sums[:, 1] + pr.prec0[0] * pr.mean0_c[0]
+        out /= a
+        np.sqrt(a, out=a)
+        dev = z[:, 0] / a
+        out += dev
+        out += pr.beta_ref[0]
+        return out[:, None]
     A = sums[:, : p * p].reshape(n, p, p)
     A += np.diag(pr.prec0)[None]
     b = sums[:, p * p: p * p + p] + (pr.prec0 * pr.mean0_c)[None]
-    if p == 1:
-        a = A[:, 0, 0]
-        return (b[:, 0] / a + z[:, 0] / np.sqrt(a))[:, None] + pr.beta_ref
     L = np.linalg.cholesky(A)
     bh = np.linalg.solve(A, b[..., None])[..., 0]
     # L L' = A, so L'^-1 z has covariance A^-1.
@@ -180,8 +186,8 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
 
 
 def _wraps(tree: xr.DataTree, theta: np.ndarray, theta_new: np.ndarray) -> bool:
-    p = tree["posterior"]
-    return (np.shares_memory(p["theta"].values, theta) and np.shares_memory(p["theta_new"].values, theta_new))
+    v = tree.children["posterior"].variables
+    return np.may_share_memory(v["theta"].values, theta) and np.may_share_memory(v["theta_new"].values, theta_new)
 
 
 class StaticGroups(NamedTuple):
