@@ -72,17 +72,17 @@ class Prepared(NamedTuple):
     """Per-dataset quantities reused at every tau: effects centred at the fixed-effect fit,
     products of design columns, and the prior shifted to the same centre."""
 
-    y_c: np.ndarray       # (J,) y - X beta_ref
-    se2: np.ndarray       # (J,)
-    XX: np.ndarray        # (J, p*p) row-wise outer products x_j x_j'
-    Xy: np.ndarray        # (J, p) x_j y_c_j
-    y2: np.ndarray        # (J,) y_c_j^2
-    beta_ref: np.ndarray  # (p,)
-    prec0: np.ndarray     # (p,)
-    mean0_c: np.ndarray   # (p,) prior mean minus beta_ref
+    y_c: np.ndarray        # (J,) y - X beta_ref
+    se2: np.ndarray        # (J,)
+    beta_ref: np.ndarray   # (p,)
+    prec0: np.ndarray      # (p,)
+    mean0_c: np.ndarray    # (p,) prior mean minus beta_ref
     p: int
-    stacked: np.ndarray    # (J, p*p + p + 1) columns XX, Xy, y2: every weighted sum in one call (rowdot)
-    stacked_T: np.ndarray  # the same, transposed (C-contiguous): rowdot's layout for long rows
+    # (J, p*p + p + 1) columns: row-wise outer products x_j x_j', then x_j y_c_j, then y_c_j^2, so
+    # X'WX, X'Wy and y'Wy come from one call (rowdot); and the same transposed (C-contiguous),
+    # rowdot's layout for long rows.
+    stacked: np.ndarray
+    stacked_T: np.ndarray
 
 
 def prepare(y: np.ndarray, se2: np.ndarray, X: np.ndarray, prec0: np.ndarray, mean0: np.ndarray) -> Prepared:
@@ -99,8 +99,7 @@ def prepare(y: np.ndarray, se2: np.ndarray, X: np.ndarray, prec0: np.ndarray, me
     XX = (X[:, :, None] * X[:, None, :]).reshape(J, p * p)
     Xy, y2 = X * y_c[:, None], y_c * y_c
     stacked = np.ascontiguousarray(np.hstack([XX, Xy, y2[:, None]]))
-    return Prepared(y_c, se2, XX, Xy, y2, beta_ref, prec0, mean0 - beta_ref, p, stacked,
-                    np.ascontiguousarray(stacked.T))
+    return Prepared(y_c, se2, beta_ref, prec0, mean0 - beta_ref, p, stacked, np.ascontiguousarray(stacked.T))
 
 
 def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
@@ -267,8 +266,7 @@ def _clenshaw(u: float, c: list[float]) -> float:
     return c[0] + u * b1 - 0.5 * b2
 
 
-def invert_panel_cdf(coef: np.ndarray, target: np.ndarray, start: np.ndarray | None = None,
-                     max_iter: int = 100) -> np.ndarray:
+def invert_panel_cdf(coef: np.ndarray, target: np.ndarray, max_iter: int = 100) -> np.ndarray:
     """u in [-1, 1] with legval(u, coef_i) = target_i for each row: the within-panel CDF inverted.
 
     Parameters
@@ -276,7 +274,6 @@ def invert_panel_cdf(coef: np.ndarray, target: np.ndarray, start: np.ndarray | N
     coef : (m, n) Legendre coefficients of increasing within-panel CDFs (from
         :func:`panel_cdf_coefficients`, one row per requested quantile).
     target : (m,) probability to reach within each panel.
-    start : (m,) optional first guesses (default: linear interpolation between the panel ends).
     max_iter : int
         Iteration limit per row (bisection alone needs about 55 to reach machine precision).
 
@@ -296,7 +293,7 @@ def invert_panel_cdf(coef: np.ndarray, target: np.ndarray, start: np.ndarray | N
             out[i] = -1.0 if g_lo >= 0 else 1.0
             continue
         lo, hi = -1.0, 1.0
-        u = -1.0 - 2.0 * g_lo / (g_hi - g_lo) if start is None else min(max(float(start[i]), -1.0), 1.0)
+        u = -1.0 - 2.0 * g_lo / (g_hi - g_lo)                  # linear start
         for _ in range(max_iter):
             g = _clenshaw(u, c) - t
             if g == 0:

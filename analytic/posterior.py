@@ -12,7 +12,7 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy import optimize, special
+from scipy import special
 
 from metapool.data import MetaData
 from metapool.naming import quantile_column
@@ -825,7 +825,6 @@ def fit(
 
 def _warn_truncated_grid(post: ExactPosterior) -> None:
     e = post.rule.edges
-    d = post.data
     lp = _log_post_tau(np.array([e[0], e[-1]]), post.problem) - post.log_norm
     # Mass a density of that height would put beyond the grid over one grid width.
     width = e[-1] - e[0]

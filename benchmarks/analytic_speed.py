@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _original_transcription import original_analysis  # noqa: E402
 
-from metapool import MetaData, datasets  # noqa: E402
+from metapool import datasets  # noqa: E402
 from metapool.analytic import fit  # noqa: E402
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import integrate, special, stats
 
 from metapool import MetaData
 from metapool.analytic import MomentWarning, fit
 from metapool.analytic import _base as B
-from metapool.priors import FlatBeta, HalfCauchyTau, HalfNormalTau, NormalBeta, UniformTau
+from metapool.priors import HalfCauchyTau, HalfNormalTau, NormalBeta, UniformTau
 
 Y8 = np.array([28.0, 8, -3, 7, -1, 1, 18, 12])
 S8 = np.array([15.0, 10, 16, 11, 9, 11, 10, 18])
