@@ -15,6 +15,7 @@ import numpy as np
 from scipy import special
 
 from metapool.analytic._threads import run as run_threads
+from metapool.summaries import shortest_interval
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 # Elements per temporary (nodes x studies) block: bounds memory for a million studies.
@@ -475,19 +476,5 @@ def mixture_hdi(prob: float, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
         active = active[good & ~conv]
     fail = np.flatnonzero(~ok)
     for r in fail:  # rare: multimodal or flat rows
-        a[r], b[r] = hdi_by_width(lambda qq: mixture_quantile(qq, w, m[:, [r]], sd[:, [r]])[0], prob)
+        a[r], b[r] = shortest_interval(lambda qq: mixture_quantile(qq, w, m[:, [r]], sd[:, [r]])[0], prob)
     return a, b
-
-
-def hdi_by_width(quantile: Callable[[float], float], prob: float, lower_bound: float = -np.inf
-                 ) -> tuple[float, float]:
-    """Shortest interval by minimising Q(c + prob) - Q(c) over c in [0, 1 - prob] (unimodal densities)."""
-    from scipy.optimize import minimize_scalar
-
-    res = minimize_scalar(lambda c: quantile(c + prob) - quantile(c), bounds=(0.0, 1.0 - prob),
-                          method="bounded", options={"xatol": 1e-12})
-    c = float(res.x)
-    # Compare with the boundary c = 0 (density maximal at the lower end of the support).
-    if np.isfinite(lower_bound) and quantile(prob) - lower_bound <= quantile(c + prob) - quantile(c):
-        return lower_bound, quantile(prob)
-    return quantile(c), quantile(c + prob)

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 import xarray as xr
 
+from metapool import layout
 from metapool.analytic import _base as B
 from metapool.analytic import _threads as T
 
@@ -199,20 +200,11 @@ class StaticGroups(NamedTuple):
     constant_data: xr.Dataset
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, copy=True)
-    a.flags.writeable = False      # shared by every DataTree drawn from this posterior
-    return a
-
-
 def static_groups(post) -> StaticGroups:
     """observed_data (y) and constant_data (se, X) with their coordinates; arrays are read-only."""
-    d = post.data
-    study = xr.Coordinates({"study": np.asarray(d.labels, dtype=object)})
-    coef = xr.Coordinates({"coef": np.asarray(d.coef_names, dtype=object)})
-    obs = xr.Dataset({"y": (("study",), _readonly(d.y))}, coords=study)
-    const = xr.Dataset({"se": (("study",), _readonly(d.se)), "X": (("study", "coef"), _readonly(d.X))},
-                       coords=study.merge(coef).coords)
+    obs, const = layout.data_groups(post.data)
+    study = xr.Coordinates({layout.STUDY: const[layout.STUDY].values})
+    coef = xr.Coordinates({layout.COEF: const[layout.COEF].values})
     return StaticGroups(study, coef, obs, const)
 
 

@@ -15,13 +15,16 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from metapool.data import MetaData
-from metapool.naming import quantile_column
+from metapool.errors import InputError
+from metapool.spec import ModelSpec, model_spec
+from metapool import layout
+from metapool.summaries import shortest_interval
 from metapool.analytic import _base as B
 from metapool.analytic import _threads as T
 
 __all__ = ["fit", "check_proper", "ExactPosterior", "MomentWarning", "DEFAULT_QUANTILES"]
 
-DEFAULT_QUANTILES: tuple[float, ...] = (0.025, 0.25, 0.5, 0.75, 0.975)
+DEFAULT_QUANTILES = layout.DEFAULT_QUANTILES
 # Mass left outside the integration domain: integrands are followed until they fall this many
 # nats below their maximum (e^-46 ~ 1e-20 of the peak).
 TAIL_NATS = 46.0
@@ -32,14 +35,6 @@ X_RANGE = (-700.0, 350.0)
 
 class MomentWarning(UserWarning):
     """A posterior mean or standard deviation does not exist (heavy tails of an improper prior)."""
-
-
-def _prior_objects(tau_prior, beta_prior):
-    from metapool import priors as P
-
-    tp = P.parse_tau_prior("flat") if tau_prior is None else P.parse_tau_prior(tau_prior)
-    bp = P.parse_beta_prior("flat") if beta_prior is None else P.parse_beta_prior(beta_prior)
-    return tp, bp
 
 
 # --------------------------------------------------------------------------- the object
@@ -53,6 +48,7 @@ class ExactPosterior:
     last refinement).
     """
 
+    spec: ModelSpec                  # the model: data, bound priors, the new study
     data: MetaData
     tau_prior: object
     beta_prior: object
@@ -75,9 +71,7 @@ class ExactPosterior:
     # ----------------------------------------------------------- names
     @property
     def coef_param_names(self) -> tuple[str, ...]:
-        if self.data.intercept_only:
-            return ("mu",)
-        return tuple(f"beta[{c}]" for c in self.data.coef_names)
+        return layout.coef_parameters(self.data)
 
     @property
     def parameters(self) -> tuple[str, ...]:
@@ -87,23 +81,13 @@ class ExactPosterior:
     @functools.cached_property
     def _names(self) -> np.ndarray:
         """The flat names as an object array, built once (2J + p + 2 strings)."""
-        labs, head = self.data.labels, ("tau",) + self.coef_param_names
-        J = len(labs)
-        out = np.empty(len(head) + 2 * J + 1, dtype=object)
-        out[: len(head)] = head
-        out[len(head): len(head) + J] = ["theta[" + s + "]" for s in labs]
-        out[len(head) + J] = "theta_new"
-        out[len(head) + J + 1:] = ["y_pred[" + s + "]" for s in labs]
+        names = layout.flat_names(self.data)
+        out = np.empty(len(names), dtype=object)
+        out[:] = names
         return out
 
     def _exists(self, kind: str) -> tuple[bool, bool]:
-        k = self.tail_exponent
-        heavy = (k > 2, k > 3)
-        if kind in ("tau", "theta_new"):
-            return heavy
-        if kind == "beta":
-            return (True, True) if self.beta_prior.proper else heavy
-        return (True, True)  # theta_j, y_pred_j: conditional variance is bounded in tau
+        return self.spec.moments_exist(kind)
 
     # ----------------------------------------------------------- tau
     def tau_cdf(self, t: ArrayLike) -> np.ndarray:
@@ -119,6 +103,10 @@ class ExactPosterior:
         out = self._cum[idx] + within
         out = np.where(x <= e[0], 0.0, np.where(x >= e[-1], 1.0, out))
         return np.clip(out, 0.0, 1.0)
+
+    def tau_hdi(self, prob: float = layout.DEFAULT_PROB) -> tuple[float, float]:
+        """Shortest interval holding ``prob`` of tau's posterior (``hdi95_low``, ``hdi95_high``)."""
+        return shortest_interval(lambda c: float(self.tau_quantile(c)), prob, lower_bound=0.0)
 
     def tau_logpdf(self, t: ArrayLike) -> np.ndarray:
         """Exact normalised log posterior density of tau (evaluated directly, not interpolated)."""
@@ -289,15 +277,15 @@ class ExactPosterior:
         inverted by bracketed Newton iteration; the shortest interval solves F(b) - F(a) = prob,
         f(a) = f(b).
         """
-        qs = tuple(DEFAULT_QUANTILES if quantiles is None else quantiles)
-        hl = f"hdi{100 * prob:.10g}"
-        cols = ["mean", "sd"] + [quantile_column(q) for q in qs] + [f"{hl}_low", f"{hl}_high"]
+        qs = layout.check_probabilities(DEFAULT_QUANTILES if quantiles is None else quantiles)
+        (prob,) = layout.check_probabilities(prob, "prob")
+        cols = list(layout.summary_columns(qs, prob))
         self._warn_moments()
         # Column-major, so the DataFrame takes the array without a transposing copy.
         out = np.empty((len(self._names), len(cols)), order="F")
         out[0, :2] = self._tau_moments()
         out[0, 2:2 + len(qs)] = self.tau_quantile(np.asarray(qs))
-        out[0, -2:] = B.hdi_by_width(lambda c: float(self.tau_quantile(c)), prob, lower_bound=0.0)
+        out[0, -2:] = self.tau_hdi(prob)
         row = 1
         for kind in ("beta", "theta", "theta_new", "y_pred"):
             R = self._group_size(kind)
@@ -329,8 +317,8 @@ class ExactPosterior:
         if parameter == "mu" and d.intercept_only:
             return "beta", 0
         for kind, names in (("beta", self.coef_param_names),
-                            ("theta", tuple(f"theta[{s}]" for s in d.labels)),
-                            ("y_pred", tuple(f"y_pred[{s}]" for s in d.labels))):
+                            ("theta", layout.theta_parameters(d, "theta")),
+                            ("y_pred", layout.theta_parameters(d, "y_pred"))):
             if parameter in names:
                 return kind, names.index(parameter)
         raise KeyError(f"unknown parameter {parameter!r}; known: tau, {', '.join(self.coef_param_names)}, "
@@ -491,28 +479,8 @@ def _log_post_tau(tau, prob: Problem) -> np.ndarray:
         return _conditional(tau, prob).log_post + prob.tau_prior.logpdf(np.asarray(tau, float))
 
 
-def _tail_exponent(data: MetaData, tau_prior, beta_prior) -> float:
-    """k such that p(tau | y) ~ tau^-k as tau -> infinity (docs/MATH.md, 'Tail')."""
-    if math.isfinite(tau_prior.upper):
-        return math.inf
-    p_flat = 0 if beta_prior.proper else data.p
-    return (data.J - p_flat) + tau_prior.tail_exponent
-
-
-def _check_proper(data: MetaData, tau_prior, beta_prior, k: float) -> None:
-    if k > 1:
-        return
-    raise ValueError(
-        f"the posterior is improper: with the {tau_prior.spec} prior on tau and "
-        f"{'flat priors on the ' + str(data.p) + ' coefficient(s)' if not beta_prior.proper else 'this prior'}, "
-        f"p(tau | y) decays like tau^-{k:g} and does not integrate (a flat tau prior with flat "
-        f"coefficients needs J - p >= 2; here J = {data.J}, p = {data.p}). Use a proper tau prior "
-        "(e.g. halfnormal:SCALE) or more studies."
-    )
-
-
 def check_proper(data: MetaData, tau_prior=None, beta_prior=None) -> float:
-    """Raise ValueError if the posterior is improper; return the tail exponent of p(tau | y).
+    """Raise InputError if the posterior is improper; return the tail exponent of p(tau | y).
 
     Parameters
     ----------
@@ -527,15 +495,10 @@ def check_proper(data: MetaData, tau_prior=None, beta_prior=None) -> float:
 
     Notes
     -----
-    With a flat tau prior and flat coefficients, p(tau | y) ~ tau^-(J - p): proper iff J - p >= 2,
-    E[tau] exists iff J - p >= 3 and Var[tau] iff J - p >= 4 (docs/MATH.md, 'Tail'). A prior with
-    tail tau^-a adds a; a normal prior on beta replaces J - p by J; a bounded prior makes k infinite.
+    The rule lives in :meth:`metapool.spec.ModelSpec.check_proper`: with a flat tau prior and
+    flat coefficients, p(tau | y) ~ tau^-(J - p), proper iff J - p >= 2 (docs/MATH.md, 'Tail').
     """
-    tp, bp = _prior_objects(tau_prior, beta_prior)
-    tp = tp.bind(data)
-    k = _tail_exponent(data, tp, bp)
-    _check_proper(data, tp, bp, k)
-    return k
+    return model_spec(data, tau_prior, beta_prior).tail_exponent
 
 
 def _logf_log(x: np.ndarray, prob: Problem) -> np.ndarray:
@@ -695,7 +658,7 @@ def _summary_keys(post: ExactPosterior) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(vals), np.asarray(scales)
 
 
-def _assemble(prob: Problem, rtol, coordinate, rule, x_new, k, err, levels) -> ExactPosterior:
+def _assemble(prob: Problem, spec: ModelSpec, rtol, coordinate, rule, err, levels) -> ExactPosterior:
     data, tau_prior, beta_prior = prob.data, prob.tau_prior, prob.beta_prior
     xs = rule.x.ravel()
     tau = np.exp(xs) if coordinate == "log" else xs
@@ -712,14 +675,15 @@ def _assemble(prob: Problem, rtol, coordinate, rule, x_new, k, err, levels) -> E
     cum = np.concatenate([[0.0], np.cumsum(masses)])
     cum /= cum[-1]
     return ExactPosterior(
-        data=data, tau_prior=tau_prior, beta_prior=beta_prior, problem=prob, rtol=rtol, coordinate=coordinate, rule=rule,
-        logf=lp, log_norm=log_norm, weights=weights, tau_nodes=tau, cond=cond, x_new=x_new,
-        tail_exponent=k, error_estimate=err, levels=levels, _cdf_coef=coef, _cum=cum,
+        spec=spec, data=data, tau_prior=tau_prior, beta_prior=beta_prior, problem=prob, rtol=rtol,
+        coordinate=coordinate, rule=rule, logf=lp, log_norm=log_norm, weights=weights, tau_nodes=tau, cond=cond,
+        x_new=np.asarray(spec.x_new, dtype=float), tail_exponent=spec.tail_exponent, error_estimate=err,
+        levels=levels, _cdf_coef=coef, _cum=cum,
     )
 
 
 def fit(
-    data: MetaData,
+    data: MetaData | ModelSpec,
     tau_prior=None,
     beta_prior=None,
     *,
@@ -734,8 +698,9 @@ def fit(
 
     Parameters
     ----------
-    data : MetaData
-        Effects, standard errors and design.
+    data : MetaData or ModelSpec
+        Effects, standard errors and design; or a whole model description
+        (:class:`metapool.spec.ModelSpec`, then leave out the priors and ``x_new``).
     tau_prior, beta_prior : prior object or spec string, optional
         Default: flat on tau >= 0 and flat on mu / every beta (the original model).
     rtol : float
@@ -746,7 +711,8 @@ def fit(
         A user grid of tau values used as panel edges (each panel still gets Gauss nodes).
         Never needed; a warning is raised if it truncates the posterior.
     x_new : array_like or dict, optional
-        Covariates of a new study for ``theta_new`` (default: the mean row of X).
+        Covariates of a new study for ``theta_new``: a dict of covariate values or a design row
+        (default: the mean row of X).
     nodes_per_panel : int
         Gauss-Legendre nodes per panel.
     max_levels : int
@@ -777,18 +743,13 @@ def fit(
     Röver (2020), Bayesian random-effects meta-analysis using the bayesmeta R package,
     J. Stat. Softw. 93(6).
     """
-    if not isinstance(data, MetaData):
-        raise TypeError(f"data must be a metapool.MetaData, got {type(data).__name__}")
+    spec = model_spec(data, tau_prior, beta_prior, x_new=x_new)
     if not (0 < rtol < 1):
-        raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
-    tp, bp = _prior_objects(tau_prior, beta_prior)
-    tp = tp.bind(data)
-    k = _tail_exponent(data, tp, bp)
+        raise InputError(f"rtol must be in (0, 1), got {rtol!r}")
+    data, tp, bp, k = spec.data, spec.tau_prior, spec.beta_prior, spec.tail_exponent
     T.check_threads(threads)
     prob = _problem(data, tp, bp, T.default_threads() if threads is None else int(threads))
-    _check_proper(data, tp, bp, k)
     m_right = 2 if k > 3 else (1 if k > 2 else 0)
-    row = data.design_row(x_new)
 
     if grid is not None:
         coordinate = "tau"
@@ -804,11 +765,11 @@ def fit(
         core = 1.25 if data.J * data.p <= 20_000 else 2.5
         rule = B.make_rule(graded_edges(lo, hi, xm, sigma, core=core), nodes_per_panel)
 
-    post = _assemble(prob, rtol, coordinate, rule, row, k, np.inf, 0)
+    post = _assemble(prob, spec, rtol, coordinate, rule, np.inf, 0)
     vals, scales = _summary_keys(post)
     err = np.inf
     for level in range(1, max_levels + 1):
-        finer = _assemble(prob, rtol, coordinate, B.bisect(post.rule), row, k, np.inf, level)
+        finer = _assemble(prob, spec, rtol, coordinate, B.bisect(post.rule), np.inf, level)
         new_vals, new_scales = _summary_keys(finer)
         err = float(np.max(np.abs(new_vals - vals) / np.maximum(new_scales, np.finfo(float).tiny)))
         post, vals = finer, new_vals

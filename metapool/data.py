@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from metapool.errors import InputError
+
 if TYPE_CHECKING:
     import pandas
 
@@ -212,10 +214,12 @@ class MetaData:
         if values is None:
             return self.x_mean.copy()
         if not isinstance(values, Mapping):
-            row = np.asarray(values, dtype=float).ravel()
-            if row.shape != (self.p,) or not np.all(np.isfinite(row)):
-                raise ValueError(f"new-study covariate row must be {self.p} finite numbers "
-                                 f"for {list(self.coef_names)}; got {values!r}")
+            row = np.atleast_1d(np.asarray(values, dtype=float))
+            if row.shape != (self.p,):
+                raise InputError(f"x_new has {row.size} values but the design has p = {self.p} columns "
+                                 f"{list(self.coef_names)} (give the intercept's 1 too); got {values!r}")
+            if not np.all(np.isfinite(row)):
+                raise InputError(f"x_new must be finite numbers for {list(self.coef_names)}; got {values!r}")
             return row
         from metapool.io import design_row_from_values
 

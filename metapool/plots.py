@@ -19,7 +19,6 @@ from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import optimize
 
 __all__ = [
     "plot_tau_density",
@@ -44,32 +43,8 @@ def _axes(ax):
 
 # ----------------------------------------------------------------------------- exact quantities
 def tau_hdi(post: Any, prob: float = 0.95) -> tuple[float, float]:
-    """Shortest interval holding ``prob`` of tau's posterior.
-
-    Parameters
-    ----------
-    post : ExactPosterior
-    prob : float, default 0.95
-
-    Returns
-    -------
-    (float, float)
-        The interval [q(c), q(c + prob)] with c in [0, 1 - prob] minimising its width.
-
-    Notes
-    -----
-    For a unimodal density the width q(c + prob) - q(c) is unimodal in c; it is minimised by
-    bounded Brent search and compared with the end c = 0 (a mode at tau = 0).
-    """
-    q = lambda c: float(post.tau_quantile(c))  # noqa: E731
-    width = lambda c: q(min(c + prob, 1.0)) - q(c)  # noqa: E731
-    res = optimize.minimize_scalar(width, bounds=(0.0, 1.0 - prob), method="bounded",
-                                   options={"xatol": 1e-7})
-    c = float(res.x)
-    for end in (0.0, 1.0 - prob):
-        if width(end) <= width(c):
-            c = end
-    return q(c), q(c + prob)
+    """Shortest interval holding ``prob`` of tau's posterior (the exact engine's ``tau_hdi``)."""
+    return post.tau_hdi(prob)
 
 
 def _scale(post: Any, parameter: str) -> float:

@@ -11,13 +11,13 @@ digits (used by the ``metapool`` command).
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from metapool import naming
+from metapool import layout
 
 __all__ = [
     "coda_table",
@@ -27,44 +27,17 @@ __all__ = [
     "flat_draws",
     "CODA_QUANTILES",
     "CODA_STAT_COLUMNS",
+    "shortest_interval",
 ]
 
-#: Quantiles coda's ``summary.mcmc`` reports.
-CODA_QUANTILES: tuple[float, ...] = (0.025, 0.25, 0.5, 0.75, 0.975)
+#: Quantiles coda's ``summary.mcmc`` reports (the package's default set).
+CODA_QUANTILES: tuple[float, ...] = layout.DEFAULT_QUANTILES
 #: The first four columns of the table, named as coda prints them.
 CODA_STAT_COLUMNS: tuple[str, ...] = ("Mean", "SD", "Naive SE", "Time-series SE")
-
-_SAMPLE_DIMS = naming.SAMPLE_DIMS
-
 
 # ----------------------------------------------------------------------------- draws -> (chain, draw)
 def _quantile_header(q: float) -> str:
     return f"{100.0 * q:.10g}%"
-
-
-def _flatten_dataarray(name: str, da: xr.DataArray) -> dict[str, np.ndarray]:
-    """One ``(chain, draw)`` array per scalar element, named ``name[label]``."""
-    if "draw" not in da.dims:
-        if da.ndim != 1:
-            raise ValueError(f"draws of {name!r} need a 'draw' dimension; got dims {da.dims}")
-        da = da.rename({da.dims[0]: "draw"})
-    if "chain" not in da.dims:
-        da = da.expand_dims("chain")
-    extra = [d for d in da.dims if d not in _SAMPLE_DIMS]
-    da = da.transpose(*_SAMPLE_DIMS, *extra)
-    values = np.asarray(da.values, dtype=float)
-    if not extra:
-        return {name: values}
-    labels = [
-        [str(v) for v in (da[d].values if d in da.coords else np.arange(1, da.sizes[d] + 1))]
-        for d in extra
-    ]
-    flat = values.reshape(values.shape[0], values.shape[1], -1)
-    out = {}
-    for k, combo in enumerate(np.ndindex(*[len(lab) for lab in labels])):
-        key = ",".join(labels[i][j] for i, j in enumerate(combo))
-        out[f"{name}[{key}]"] = flat[:, :, k]
-    return out
 
 
 def flat_draws(dt: xr.DataTree) -> dict[str, np.ndarray]:
@@ -84,8 +57,7 @@ def flat_draws(dt: xr.DataTree) -> dict[str, np.ndarray]:
     """
     if "posterior" not in dt.children:
         return {}
-    ds = naming.flat_draws(dt)
-    return {name: ds[name].values for name in ds.data_vars}
+    return layout.flat_draw_arrays(dt)
 
 
 def _from_tree(dt: xr.DataTree, name: str | None) -> dict[str, np.ndarray]:
@@ -95,10 +67,10 @@ def _from_tree(dt: xr.DataTree, name: str | None) -> dict[str, np.ndarray]:
             raise ValueError("the DataTree has no posterior variables (tau, mu/beta, theta, ...)")
         return out
     if name == "y_pred" and "posterior_predictive" in dt.children:
-        return _flatten_dataarray("y_pred", dt["posterior_predictive"]["y"])
+        return layout.flatten("y_pred", dt["posterior_predictive"]["y"])
     for group in ("posterior", "posterior_predictive"):
         if group in dt.children and name in dt[group].data_vars:
-            return _flatten_dataarray(name, dt[group][name])
+            return layout.flatten(name, dt[group][name])
     flat = flat_draws(dt)
     if name in flat:  # a flat name such as "theta[A]"
         return {name: flat[name]}
@@ -125,10 +97,10 @@ def _named_draws(draws: Any, name: str | None) -> dict[str, np.ndarray]:
         names = [name] if name is not None else list(draws.data_vars)
         out: dict[str, np.ndarray] = {}
         for n in names:
-            out.update(_flatten_dataarray(str(n), draws[n]))
+            out.update(layout.flatten(str(n), draws[n]))
         return out
     if isinstance(draws, xr.DataArray):
-        return _flatten_dataarray(name or (str(draws.name) if draws.name is not None else "var1"), draws)
+        return layout.flatten(name or (str(draws.name) if draws.name is not None else "var1"), draws)
     if isinstance(draws, Mapping):
         out = {}
         for n, v in draws.items():
@@ -216,6 +188,39 @@ def coda_table(
     )
     table.attrs.update(chains=int(chains), iterations=int(iterations))
     return table
+
+
+# ----------------------------------------------------------------------------- intervals
+def shortest_interval(quantile: Callable[[float], float], prob: float = layout.DEFAULT_PROB,
+                      lower_bound: float = -math.inf) -> tuple[float, float]:
+    """Shortest interval holding ``prob`` of a unimodal distribution given its quantile function.
+
+    Parameters
+    ----------
+    quantile : callable
+        The distribution's quantile function Q(c).
+    prob : float, default 0.95
+    lower_bound : float, default -inf
+        The support's lower end (0 for tau), checked as a candidate end of the interval.
+
+    Returns
+    -------
+    (float, float)
+
+    Notes
+    -----
+    For a unimodal density the width Q(c + prob) - Q(c) is unimodal in c in [0, 1 - prob]; it
+    is minimised by bounded Brent search and compared with the support's end c = 0 (a mode at
+    the lower bound, as tau's posterior often has).
+    """
+    from scipy.optimize import minimize_scalar
+
+    res = minimize_scalar(lambda c: quantile(c + prob) - quantile(c), bounds=(0.0, 1.0 - prob),
+                          method="bounded", options={"xatol": 1e-12})
+    c = float(res.x)
+    if math.isfinite(lower_bound) and quantile(prob) - lower_bound <= quantile(c + prob) - quantile(c):
+        return lower_bound, quantile(prob)
+    return quantile(c), quantile(c + prob)
 
 
 # ----------------------------------------------------------------------------- printing

@@ -3,8 +3,8 @@
 ``build`` returns the ``pymc.Model`` (non-centred by default), ``sample`` runs NUTS (nutpie by
 default) and returns an ``xarray.DataTree`` in the layout the exact engine
 (``metapool.analytic``) also uses, ``summarize`` makes the shared summary table and
-``divergences`` counts divergent transitions. ``ModelSpec`` is the frozen description of the
-model behind ``build``.
+``divergences`` counts divergent transitions. ``ModelSpec`` (from the core, ``metapool.spec``)
+is the frozen description of the model both engines work from.
 
 Names (docs/CONVENTIONS.md): dims ``study``, ``coef``; variables ``tau``, ``mu`` (intercept
 only) or ``beta``, ``theta``, ``theta_new``, ``z`` / ``z_new`` (non-centred only), ``y``.
@@ -19,7 +19,7 @@ from metapool.models.sampling import (
     sample,
     sample_prior_predictive,
 )
-from metapool.models.spec import PARAMETERIZATIONS, ModelSpec, normalize_parameterization
+from metapool.spec import PARAMETERIZATIONS, ModelSpec, model_spec, normalize_parameterization
 from metapool.models.summary import MCMC_COLUMNS, SUMMARY_COLUMNS, flat_draws, summarize
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "divergences",
     "flat_draws",
     "ModelSpec",
+    "model_spec",
     "PARAMETERIZATIONS",
     "normalize_parameterization",
     "SamplingWarning",

@@ -1,6 +1,8 @@
-"""Compile a :class:`~metapool.models.spec.ModelSpec` into a ``pymc.Model``."""
+"""Compile a :class:`~metapool.spec.ModelSpec` into a ``pymc.Model``."""
 
 from __future__ import annotations
+
+from typing import Any, Mapping
 
 import numpy as np
 import pymc as pm
@@ -8,7 +10,7 @@ import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 
 from metapool.data import MetaData
-from metapool.models.spec import ModelSpec
+from metapool.spec import ModelSpec, model_spec
 from metapool.priors import BetaPrior, TauPrior
 
 __all__ = ["build", "build_from_spec"]
@@ -55,18 +57,19 @@ def build_from_spec(spec: ModelSpec) -> pm.Model:
 
 
 def build(
-    data: MetaData,
+    data: MetaData | ModelSpec,
     tau_prior: TauPrior | str | None = None,
     beta_prior: BetaPrior | str | None = None,
-    parameterization: str = "noncentered",
-    x_new: ArrayLike | None = None,
+    parameterization: str | None = None,
+    x_new: ArrayLike | Mapping[str, Any] | None = None,
 ) -> pm.Model:
     """Build the normal–normal hierarchical meta-analysis model in PyMC.
 
     Parameters
     ----------
-    data : MetaData
-        Effects, standard errors, labels and design matrix.
+    data : MetaData or ModelSpec
+        Effects, standard errors, labels and design matrix; or a whole model description
+        (:class:`metapool.spec.ModelSpec`, then leave out the priors and ``x_new``).
     tau_prior : TauPrior or str, optional
         Prior on the between-study sd ``tau``; default :class:`~metapool.priors.FlatTau`
         (``pm.HalfFlat``). Strings are read by :func:`~metapool.priors.parse_tau_prior`
@@ -74,11 +77,12 @@ def build(
     beta_prior : BetaPrior or str, optional
         Prior on ``mu`` / every ``beta``; default :class:`~metapool.priors.FlatBeta`
         (``pm.Flat``). Strings as :func:`~metapool.priors.parse_beta_prior`.
-    parameterization : {"noncentered", "centered"}, default "noncentered"
-        Non-centred ``theta = X beta + tau z`` with ``z ~ N(0, 1)``, or centred
+    parameterization : {"noncentered", "centered"}, optional
+        Default the spec's, or "noncentered". Non-centred ``theta = X beta + tau z`` with ``z ~ N(0, 1)``, or centred
         ``theta ~ N(X beta, tau)``.
-    x_new : array_like, shape (p,), optional
-        Covariates of the new study whose effect is ``theta_new``; default ``data.x_mean``.
+    x_new : dict or array_like, shape (p,), optional
+        Covariates of the new study whose effect is ``theta_new``: a dict of covariate values
+        (``{"ablat": 20}``) or a design row; default ``data.x_mean``.
 
     Returns
     -------
@@ -122,4 +126,4 @@ def build(
     >>> sorted(v.name for v in mm.build(d).free_RVs)
     ['mu', 'tau', 'z', 'z_new']
     """
-    return build_from_spec(ModelSpec.create(data, tau_prior, beta_prior, parameterization, x_new))
+    return build_from_spec(model_spec(data, tau_prior, beta_prior, parameterization, x_new))

@@ -18,7 +18,8 @@ from numpy.typing import ArrayLike
 
 from metapool.data import MetaData
 from metapool.models.pymc_model import build_from_spec
-from metapool.models.spec import ModelSpec
+from metapool import layout
+from metapool.spec import ModelSpec, model_spec
 from metapool.priors import BetaPrior, TauPrior
 
 __all__ = [
@@ -113,18 +114,6 @@ def divergences(dt: xr.DataTree) -> int:
     return int(dt["sample_stats"]["diverging"].sum())
 
 
-def _data_groups(spec: ModelSpec) -> tuple[xr.Dataset, xr.Dataset]:
-    """``constant_data`` (se, X) and ``observed_data`` (y), with the shared coords."""
-    d = spec.data
-    coords = {"study": list(d.labels), "coef": list(d.coef_names)}
-    const = xr.Dataset(
-        {"se": ("study", np.asarray(d.se)), "X": (("study", "coef"), np.asarray(d.X))},
-        coords=coords,
-    )
-    obs = xr.Dataset({"y": ("study", np.asarray(d.y))}, coords={"study": coords["study"]})
-    return const, obs
-
-
 def _clean_sample_stats(ds: xr.Dataset) -> xr.Dataset:
     """Uniform, serialisable sample_stats: strings for object columns, ``tree_depth`` present."""
     out = ds.copy()
@@ -215,11 +204,11 @@ def _run_with_retries(run, ladder: list[float], draws: int, max_retries: int) ->
 
 
 def sample(
-    data: MetaData,
+    data: MetaData | ModelSpec,
     tau_prior: TauPrior | str | None = None,
     beta_prior: BetaPrior | str | None = None,
     *,
-    parameterization: str = "noncentered",
+    parameterization: str | None = None,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -235,12 +224,13 @@ def sample(
 
     Parameters
     ----------
-    data : MetaData
-        The studies.
+    data : MetaData or ModelSpec
+        The studies, or a whole model description (:class:`metapool.spec.ModelSpec`; then
+        leave out the priors and ``x_new``).
     tau_prior, beta_prior : prior or str, optional
         As in :func:`build`; default flat priors.
-    parameterization : {"noncentered", "centered"}, default "noncentered"
-        See :func:`build`.
+    parameterization : {"noncentered", "centered"}, optional
+        See :func:`build`; default the spec's, or "noncentered".
     draws, tune, chains : int
         Draws kept per chain (before any automatic doubling), tuning steps per chain, chains.
     seed : int or numpy.random.Generator, optional
@@ -322,7 +312,7 @@ def sample(
     >>> dt = mm.sample(metapool.datasets.load("eight_schools"), seed=1)  # doctest: +SKIP
     >>> mm.summarize(dt).loc["tau", ["mean", "r_hat"]]  # doctest: +SKIP
     """
-    spec = ModelSpec.create(data, tau_prior, beta_prior, parameterization, x_new)
+    spec = model_spec(data, tau_prior, beta_prior, parameterization, x_new)
     if nuts_sampler not in ("nutpie", "pymc"):
         raise ValueError(f"nuts_sampler must be 'nutpie' or 'pymc', got {nuts_sampler!r}")
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains), ("max_retries", max_retries)):
@@ -344,7 +334,7 @@ def sample(
         kept = attempts[-1]
         dt = kept.trace
 
-        const, obs = _data_groups(spec)
+        obs, const = layout.data_groups(spec.data)
         dt["constant_data"] = xr.DataTree(const)
         dt["observed_data"] = xr.DataTree(obs)
         dt["sample_stats"] = xr.DataTree(_clean_sample_stats(dt["sample_stats"].to_dataset()))
@@ -421,7 +411,7 @@ def sample_prior_predictive(
     draws: int = 500,
     seed: SeedLike = None,
     *,
-    parameterization: str = "noncentered",
+    parameterization: str | None = None,
     x_new: ArrayLike | None = None,
 ) -> xr.DataTree:
     """Draw from the prior and the prior predictive distribution of the effects.
@@ -453,7 +443,7 @@ def sample_prior_predictive(
     Draws ``tau`` and ``beta`` from their priors, then ``theta_j ~ N(x_j'beta, tau^2)`` and
     ``y_j ~ N(theta_j, s_j^2)`` (ancestral sampling).
     """
-    spec = ModelSpec.create(data, tau_prior, beta_prior, parameterization, x_new)
+    spec = model_spec(data, tau_prior, beta_prior, parameterization, x_new)
     improper = [f"{what} prior {p.spec!r}" for what, p in (("tau", spec.tau_prior), (spec.location, spec.beta_prior))
                 if not p.proper]
     if improper:
@@ -468,7 +458,7 @@ def sample_prior_predictive(
     model = build_from_spec(spec)
     with _quiet_pymc(True):
         dt = pm.sample_prior_predictive(draws=int(draws), model=model, random_seed=_int_seed(_seed_sequence(seed)))
-    const, obs = _data_groups(spec)
+    obs, const = layout.data_groups(spec.data)
     dt["constant_data"] = xr.DataTree(const)
     dt["observed_data"] = xr.DataTree(obs)
     attrs = {k: v for k, v in spec.describe().items() if k in ("parameterization", "tau_prior", "beta_prior", "x_new")}

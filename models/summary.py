@@ -10,21 +10,14 @@ import pandas as pd
 import xarray as xr
 from arviz_stats.base import array_stats
 
-from metapool.naming import SAMPLE_DIMS as _SAMPLE_DIMS
-from metapool.naming import flat_draws, quantile_column
+from metapool import layout
+from metapool.layout import MCMC_COLUMNS, SUMMARY_COLUMNS, flat_draws, quantile_column
 
 __all__ = ["summarize", "flat_draws", "SUMMARY_COLUMNS", "MCMC_COLUMNS", "quantile_column"]
 
-#: Columns every engine reports (with the default quantiles).
-SUMMARY_COLUMNS: tuple[str, ...] = (
-    "mean", "sd", "q2.5", "q25", "q50", "q75", "q97.5", "hdi95_low", "hdi95_high",
-)
-#: Columns MCMC adds.
-MCMC_COLUMNS: tuple[str, ...] = ("mcse_mean", "ess_bulk", "ess_tail", "r_hat")
-
 def summarize(
     dt: xr.DataTree,
-    quantiles: Sequence[float] = (0.025, 0.25, 0.5, 0.75, 0.975),
+    quantiles: Sequence[float] = layout.DEFAULT_QUANTILES,
 ) -> pd.DataFrame:
     """Summary table of a NUTS fit (or of any draws in the shared layout).
 
@@ -56,22 +49,21 @@ def summarize(
        Rank-normalization, folding, and localization: an improved R-hat for assessing
        convergence of MCMC. Bayesian Analysis 16(2), 667-718.
     """
-    qs = [float(q) for q in quantiles]
-    if any(not 0.0 <= q <= 1.0 for q in qs):
-        raise ValueError(f"quantiles must lie in [0, 1], got {list(quantiles)}")
+    qs = list(layout.check_probabilities(quantiles))
     ds = flat_draws(dt)
     if not ds.data_vars:
         raise ValueError("no posterior variables to summarise (expected tau, mu/beta, theta ...)")
-    table = az.summary(ds, kind="all", ci_prob=0.95, ci_kind="hdi", round_to="none", fmt="wide")
-    table = pd.DataFrame(table).rename(columns={"hdi95_lb": "hdi95_low", "hdi95_ub": "hdi95_high"})
+    low, high = layout.interval_columns(layout.DEFAULT_PROB)
+    table = az.summary(ds, kind="all", ci_prob=layout.DEFAULT_PROB, ci_kind="hdi", round_to="none", fmt="wide")
+    table = pd.DataFrame(table).rename(columns={"hdi95_lb": low, "hdi95_ub": high})
     names = list(ds.data_vars)
     if qs:
-        values = np.stack([ds[n].transpose(*_SAMPLE_DIMS).values for n in names], axis=-1)
+        values = np.stack([ds[n].transpose(*layout.SAMPLE_DIMS).values for n in names], axis=-1)
         qvals = np.asarray(array_stats.quantile(values, qs, axis=(0, 1)))  # (K, len(qs))
         qtab = pd.DataFrame(qvals, index=names, columns=[quantile_column(q) for q in qs])
     else:
         qtab = pd.DataFrame(index=names)
-    columns = ["mean", "sd", *qtab.columns, "hdi95_low", "hdi95_high", *MCMC_COLUMNS]
+    columns = ["mean", "sd", *qtab.columns, low, high, *MCMC_COLUMNS]
     out = pd.concat([table.loc[names], qtab], axis=1)[columns].astype(float)
     out.index = pd.Index(names, name="parameter")
     return out

@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special, stats
 
-from metapool.naming import POSTERIOR_ORDER, SAMPLE_DIMS, flat_draws, quantile_column
+from metapool.layout import DEFAULT_QUANTILES, POSTERIOR_ORDER, SAMPLE_DIMS, flat_draws, quantile_column
 
 __all__ = [
     "DEFAULT_QUANTILES",
@@ -31,7 +31,6 @@ __all__ = [
     "format_report_table",
 ]
 
-DEFAULT_QUANTILES: tuple[float, ...] = (0.025, 0.25, 0.5, 0.75, 0.975)
 
 
 quantile_label = quantile_column

@@ -1,32 +1,36 @@
-"""What the PyMC model is, kept apart from the PyMC code that builds it.
+"""One description of the model for both engines: data, bound priors, a new study, parameterisation.
 
-A :class:`ModelSpec` is a small frozen description of one normal–normal hierarchical model:
-the data, the two (bound) priors, the parameterisation and the covariates of a new study. It
-knows which variables the model has and which of them NUTS samples, so that tests,
-summaries and the CLI can ask the description instead of the compiled model
-(the split follows bambi's model description / backend design).
+:class:`ModelSpec` is created and checked in one place, :meth:`ModelSpec.create`: prior specs
+are parsed and bound to the data (DuMouchel's ``s0``), a vector coefficient prior is checked
+against the design, the new study's covariates are encoded (a dict of covariate values or a
+row), and the posterior is refused when it is improper. ``metapool.analytic.fit``,
+``metapool.models.build`` / ``sample`` and ``metapool.validation.compare`` accept a spec, and
+build one through :func:`model_spec` when given data and priors, so the rules live here only.
+The split of a model description from the code that compiles it follows bambi.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from metapool import layout
 from metapool.data import MetaData
-from metapool.priors import (
-    BetaPrior,
-    FlatBeta,
-    FlatTau,
-    NormalBeta,
-    TauPrior,
-    parse_beta_prior,
-    parse_tau_prior,
-)
+from metapool.errors import InputError
+from metapool.priors import BetaPrior, NormalBeta, TauPrior, parse_beta_prior, parse_tau_prior
 
-__all__ = ["ModelSpec", "Parameterization", "PARAMETERIZATIONS", "normalize_parameterization"]
+__all__ = [
+    "ModelSpec",
+    "model_spec",
+    "Parameterization",
+    "PARAMETERIZATIONS",
+    "normalize_parameterization",
+    "tail_exponent",
+]
 
 Parameterization = Literal["noncentered", "centered"]
 PARAMETERIZATIONS: tuple[str, ...] = ("noncentered", "centered")
@@ -49,20 +53,33 @@ def normalize_parameterization(parameterization: str) -> Parameterization:
 
     Raises
     ------
-    ValueError
+    InputError
         For anything else, listing the valid values.
     """
     if not isinstance(parameterization, str):
-        raise TypeError(
-            f"parameterization must be a string, got {type(parameterization).__name__}"
-        )
+        raise InputError(f"parameterization must be a string, got {type(parameterization).__name__}")
     key = parameterization.strip().lower().replace("-", "").replace("_", "").replace(" ", "")
     try:
         return _ALIASES[key]  # type: ignore[return-value]
     except KeyError:
-        raise ValueError(
+        raise InputError(
             f"unknown parameterization {parameterization!r}; use 'noncentered' or 'centered'"
         ) from None
+
+
+def tail_exponent(data: MetaData, tau_prior: TauPrior, beta_prior: BetaPrior) -> float:
+    """k such that p(tau | y) ~ tau^-k as tau -> infinity.
+
+    Notes
+    -----
+    With a flat tau prior and flat coefficients, p(tau | y) ~ tau^-(J - p) (docs/MATH.md,
+    'Tail'); a prior with tail tau^-a adds a; a proper coefficient prior replaces J - p by J;
+    a bounded prior makes k infinite.
+    """
+    if math.isfinite(tau_prior.upper):
+        return math.inf
+    p_flat = 0 if beta_prior.proper else data.p
+    return (data.J - p_flat) + tau_prior.tail_exponent
 
 
 def _scalar_normal(prior: BetaPrior) -> BetaPrior:
@@ -77,10 +94,11 @@ def _scalar_normal(prior: BetaPrior) -> BetaPrior:
 
 @dataclass(frozen=True, eq=False)
 class ModelSpec:
-    """Frozen description of the hierarchical model that :func:`metapool.models.build` compiles.
+    """Frozen description of one normal–normal hierarchical model, for either engine.
 
-    Build it with :meth:`create`, which parses prior specs, binds data-dependent priors and
-    checks every argument; the constructor itself does no conversion.
+    Build it with :meth:`create` (or :func:`model_spec`), which parses prior specs, binds
+    data-dependent priors, encodes the new study and refuses an improper posterior; the
+    constructor itself does no checking.
 
     Parameters
     ----------
@@ -91,7 +109,7 @@ class ModelSpec:
     beta_prior : BetaPrior
         Prior on ``mu`` (intercept-only design) or on every ``beta``.
     parameterization : {"noncentered", "centered"}
-        How the study effects are written (see Notes).
+        How the PyMC engine writes the study effects (see Notes); the exact engine ignores it.
     x_new : tuple of float
         Covariate row ``x0`` (length ``p``) of a new study, for ``theta_new``.
 
@@ -111,6 +129,10 @@ class ModelSpec:
     sees. When the data are weak relative to ``tau`` the centred form has a funnel
     (the scale of ``theta`` shrinks with ``tau``) that makes HMC diverge and underexplore small
     ``tau``; non-centring removes that dependence [1]_ [2]_.
+
+    The posterior is proper iff p(tau | y) ~ tau^-k with k > 1 (:func:`tail_exponent`); with
+    flat priors on tau and the p coefficients that is J - p >= 2, and the posterior mean and sd
+    of tau exist iff k > 2 and k > 3.
 
     References
     ----------
@@ -134,9 +156,9 @@ class ModelSpec:
         tau_prior: TauPrior | str | None = None,
         beta_prior: BetaPrior | str | None = None,
         parameterization: str = "noncentered",
-        x_new: ArrayLike | None = None,
+        x_new: ArrayLike | Mapping[str, Any] | None = None,
     ) -> "ModelSpec":
-        """Check and normalise the arguments of :func:`metapool.models.build`.
+        """Check and normalise the description of a model.
 
         Parameters
         ----------
@@ -149,9 +171,10 @@ class ModelSpec:
             :func:`~metapool.priors.parse_beta_prior`.
         parameterization : str, default "noncentered"
             ``"noncentered"`` or ``"centered"`` (British spellings and hyphens accepted).
-        x_new : array_like, shape (p,), optional
-            Covariates of a new study; default ``data.x_mean`` (the intercept for an
-            intercept-only design). A scalar is accepted when ``p == 1``.
+        x_new : dict or array_like, optional
+            Covariates of a new study: a dict of covariate values (``{"ablat": 20}``, encoded
+            by the data's formula as the studies were) or a design row of length ``p``. Default
+            ``data.x_mean`` (the intercept for an intercept-only design).
 
         Returns
         -------
@@ -161,39 +184,66 @@ class ModelSpec:
         ------
         TypeError
             If ``data`` is not a :class:`metapool.MetaData`.
-        ValueError
+        InputError
             For an unknown parameterisation, a bad prior spec, a prior whose length does not
-            match the design, or an ``x_new`` of the wrong length or with non-finite entries.
+            match the design, a bad ``x_new``, or an improper posterior.
         """
         if not isinstance(data, MetaData):
             raise TypeError(
                 f"data must be a metapool.MetaData (see MetaData.from_arrays / metapool.read_csv), "
                 f"got {type(data).__name__}"
             )
-        tau = parse_tau_prior(FlatTau() if tau_prior is None else tau_prior).bind(data)
-        beta = parse_beta_prior(FlatBeta() if beta_prior is None else beta_prior)
+        tau = parse_tau_prior(tau_prior if tau_prior is not None else "flat").bind(data)
+        beta = parse_beta_prior(beta_prior if beta_prior is not None else "flat")
         if data.intercept_only:
             beta = _scalar_normal(beta)
-        beta.mean(data.p)  # raises ValueError if a vector prior does not match the design
+        beta.mean(data.p)  # raises if a vector prior does not match the design
         beta.precision(data.p)
-        if x_new is None:
-            x0 = np.asarray(data.x_mean, dtype=float)
-        else:
-            x0 = np.atleast_1d(np.asarray(x_new, dtype=float)).ravel()
-            if x0.size != data.p:
-                raise ValueError(
-                    f"x_new has {x0.size} values but the design has p = {data.p} columns "
-                    f"{list(data.coef_names)} (give the intercept's 1 too)"
-                )
-            if not np.all(np.isfinite(x0)):
-                raise ValueError(f"x_new must be finite, got {x0.tolist()}")
-        return cls(
+        spec = cls(
             data=data,
             tau_prior=tau,
             beta_prior=beta,
             parameterization=normalize_parameterization(parameterization),
-            x_new=tuple(float(v) for v in x0),
+            x_new=tuple(float(v) for v in data.design_row(x_new)),
         )
+        spec.check_proper()
+        return spec
+
+    # ------------------------------------------------------------------ the posterior's tails
+    @property
+    def tail_exponent(self) -> float:
+        """k such that p(tau | y) ~ tau^-k as tau -> infinity (inf for bounded priors)."""
+        return tail_exponent(self.data, self.tau_prior, self.beta_prior)
+
+    def check_proper(self) -> float:
+        """Raise :class:`~metapool.errors.InputError` if the posterior is improper; return k."""
+        k = self.tail_exponent
+        if k > 1:
+            return k
+        d = self.data
+        coefs = (f"flat priors on the {d.p} coefficient(s)" if not self.beta_prior.proper
+                 else "this prior")
+        raise InputError(
+            f"the posterior is improper: with the {self.tau_prior.spec} prior on tau and {coefs}, "
+            f"p(tau | y) decays like tau^-{k:g} and does not integrate (a flat tau prior with flat "
+            f"coefficients needs J - p >= 2; here J = {d.J}, p = {d.p}). Use a proper tau prior "
+            "(e.g. halfnormal:SCALE) or more studies."
+        )
+
+    def moments_exist(self, kind: str) -> tuple[bool, bool]:
+        """Whether the posterior mean and sd of a group of parameters exist.
+
+        ``kind`` is ``"tau"``, ``"beta"``, ``"theta"``, ``"theta_new"`` or ``"y_pred"``. The mean
+        of tau (and theta_new, and flat-prior coefficients) needs k > 2, the sd k > 3; theta_j
+        and y_pred_j always have both (their conditional variance is bounded in tau).
+        """
+        k = self.tail_exponent
+        heavy = (k > 2, k > 3)
+        if kind in ("tau", "theta_new"):
+            return heavy
+        if kind == "beta":
+            return (True, True) if self.beta_prior.proper else heavy
+        return (True, True)
 
     # ------------------------------------------------------------------ names
     @property
@@ -204,12 +254,12 @@ class ModelSpec:
     @property
     def location(self) -> str:
         """Name of the coefficient variable: ``"mu"`` (intercept-only) or ``"beta"``."""
-        return "mu" if self.data.intercept_only else "beta"
+        return layout.location_name(self.data)
 
     @property
     def coords(self) -> dict[str, tuple[str, ...]]:
         """Model coordinates: ``study`` (labels) and ``coef`` (design column names)."""
-        return {"study": tuple(self.data.labels), "coef": tuple(self.data.coef_names)}
+        return layout.data_coords(self.data)
 
     @property
     def free_variables(self) -> tuple[str, ...]:
@@ -225,24 +275,16 @@ class ModelSpec:
 
     @property
     def posterior_variables(self) -> tuple[str, ...]:
-        """Every variable in the posterior group of a fit, shared names first."""
+        """Every variable in the posterior group of a NUTS fit, shared names first."""
         shared = ("tau", self.location, "theta", "theta_new")
         return shared + (("z", "z_new") if self.noncentered else ())
 
     @property
     def dims(self) -> dict[str, tuple[str, ...]]:
         """Dimensions (besides ``chain``, ``draw``) of every model variable and data container."""
-        d: dict[str, tuple[str, ...]] = {
-            "tau": (),
-            self.location: () if self.location == "mu" else ("coef",),
-            "theta": ("study",),
-            "theta_new": (),
-            "y": ("study",),
-            "se": ("study",),
-            "X": ("study", "coef"),
-        }
+        d = layout.variable_dims(self.data)
         if self.noncentered:
-            d.update(z=("study",), z_new=())
+            d.update(z=(layout.STUDY,), z_new=())
         return d
 
     @property
@@ -268,3 +310,42 @@ class ModelSpec:
             f"ModelSpec({self.data!r}, tau_prior={self.tau_prior.spec!r}, "
             f"beta_prior={self.beta_prior.spec!r}, parameterization={self.parameterization!r})"
         )
+
+
+def model_spec(
+    data: "MetaData | ModelSpec",
+    tau_prior: TauPrior | str | None = None,
+    beta_prior: BetaPrior | str | None = None,
+    parameterization: str | None = None,
+    x_new: ArrayLike | Mapping[str, Any] | None = None,
+) -> ModelSpec:
+    """The spec every engine entry point works from: ``data`` itself when it is a spec, else a new one.
+
+    Parameters
+    ----------
+    data : MetaData or ModelSpec
+    tau_prior, beta_prior, parameterization, x_new
+        As :meth:`ModelSpec.create`. With a spec, they must be left out, except
+        ``parameterization``, which replaces the spec's (NUTS only).
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    InputError
+        Priors or ``x_new`` given together with a spec (the spec already fixes them).
+    """
+    if isinstance(data, ModelSpec):
+        given = [n for n, v in (("tau_prior", tau_prior), ("beta_prior", beta_prior), ("x_new", x_new))
+                 if v is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} given together with a ModelSpec, which already fixes "
+                             "them: create the spec with them instead")
+        if parameterization is None or normalize_parameterization(parameterization) == data.parameterization:
+            return data
+        from dataclasses import replace
+
+        return replace(data, parameterization=normalize_parameterization(parameterization))
+    return ModelSpec.create(data, tau_prior, beta_prior, parameterization or "noncentered", x_new)
