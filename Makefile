@@ -17,6 +17,7 @@ demo: $(BIN)/.installed
 	$(BIN)/metapool demo
 
 test: $(BIN)/.installed
+	$(BIN)/python .ci/check_layers.py
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/.installed

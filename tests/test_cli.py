@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metapool import analytic, cli, datasets
+from metapool import analytic, cli, datasets, validation, workflow
 from metapool.priors import parse_beta_prior, parse_tau_prior
 
 SUMMARY_KEYS = ["parameter", "mean", "sd", "q2.5", "q25", "q50", "q75", "q97.5", "hdi95_low", "hdi95_high"]
@@ -304,14 +304,18 @@ class FakeReport:
     def __str__(self) -> str:
         return f"fake validation report: {'PASSED' if self.passed else 'FAILED'}"
 
+    def brief(self, rows, more: str = "") -> str:
+        return str(self)
+
 
 def _fake_engine(monkeypatch, passed: bool = True) -> list:
-    """Replace NUTS by exact draws and ``compare`` by a fake with the documented interface."""
+    """Replace NUTS by exact draws and ``compare`` by a fake with the documented interface
+    (the public seams ``metapool.workflow.nuts_fit`` and ``metapool.validation.compare``)."""
     calls = []
 
-    def fake_nuts(data, tau_prior, beta_prior, x_new, args):
-        calls.append(args)
-        return analytic.fit(data, tau_prior, beta_prior).sample(draws=200, chains=2, seed=0)
+    def fake_nuts(spec, **opts):
+        calls.append({**opts, "parameterization": spec.parameterization})
+        return analytic.fit(spec).sample(draws=200, chains=2, seed=0)
 
     def fake_compare(nuts_dt, exact):
         calls.append((nuts_dt, exact))
@@ -319,8 +323,8 @@ def _fake_engine(monkeypatch, passed: bool = True) -> list:
                              index=pd.Index(["tau"], name="parameter"))
         return FakeReport(passed, table)
 
-    monkeypatch.setattr(cli, "_nuts_fit", fake_nuts)
-    monkeypatch.setattr(cli, "validation_compare", lambda: fake_compare)
+    monkeypatch.setattr(workflow, "nuts_fit", fake_nuts)
+    monkeypatch.setattr(validation, "compare", fake_compare)
     return calls
 
 
@@ -332,7 +336,7 @@ def test_validate_exit_status_and_out(capsys, tmp_path, monkeypatch, passed):
                        "--out", str(out_dir))
     assert code == (0 if passed else 1)
     assert ("PASSED" if passed else "FAILED") in out
-    assert calls[0].parameterization == "centered" and calls[0].draws == 200
+    assert calls[0]["parameterization"] == "centered" and calls[0]["draws"] == 200
     report = pd.read_csv(out_dir / "report.csv", index_col="parameter")
     assert list(report.index) == ["tau"]
     assert (out_dir / "compare_densities.png").read_bytes()[:4] == b"\x89PNG"
@@ -342,13 +346,6 @@ def test_validate_regression_figure(capsys, tmp_path, monkeypatch):
     _fake_engine(monkeypatch)
     code, _, _ = run(capsys, "validate", "bcg", "--covariates", "~ ablat", "--out", str(tmp_path))
     assert code == 0 and (tmp_path / "compare_densities.png").exists()
-
-
-def test_validate_without_validation_module(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "validation_compare", lambda: None)
-    code, out, err = run(capsys, "validate", "eight_schools")
-    _assert_one_line_error(code, out, err)
-    assert "metapool.validation" in err
 
 
 def test_validate_bad_input(capsys, monkeypatch):
@@ -366,10 +363,7 @@ def test_demo_with_fakes(capsys, monkeypatch):
     assert "fake validation report: PASSED" in out and ": PASSED" in out
 
 
-def test_demo_without_validation_or_nuts(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "validation_compare", lambda: None)
-    code, out, _ = run(capsys, "demo", "--draws", "1000")
-    assert code == 0 and "skipped; metapool.validation.compare is not available" in out
+def test_demo_without_nuts(capsys):
     code, out, _ = run(capsys, "demo", "--draws", "1000", "--skip-nuts")
     assert code == 0 and "skipped (--skip-nuts)" in out
 
@@ -391,24 +385,3 @@ def test_console_script_is_installed():
                           text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["parameter"] == "tau"
-
-
-def test_demo_report_is_shortened_to_the_demo_rows():
-    names = ["tau", "mu"] + [f"theta[country_{i:02d}]" for i in range(1, 80)] + ["theta_new"]
-    table = pd.DataFrame({"exact_mean": np.arange(82.0), "mcmc_mean": np.arange(82.0), "r_hat": np.ones(82),
-                          "passed": [True] * 82}, index=pd.Index(names, name="parameter"))
-
-    class Report:
-        passed = True
-
-        def __init__(self):
-            self.table = table
-
-        def __str__(self):
-            return "verdict: PASSED\n  thresholds: ...\n" + table.to_string()
-
-    text = cli._short_report(Report())
-    assert text.startswith("verdict: PASSED\n  thresholds: ...")
-    assert "theta[country_03]" in text and "theta[country_04]" not in text
-    assert "(76 more rows" in text
-    assert cli._short_report(FakeReport(True, table)) == "fake validation report: PASSED"  # no table in str

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from metapool.data import MetaData
+from metapool.errors import InputError
 
-__all__ = ["load", "load_frame", "list_datasets", "eight_schools", "bcg", "seed_countries"]
+__all__ = ["load", "load_frame", "list_datasets", "has_covariates", "eight_schools", "bcg", "seed_countries"]
 
 _FILES = {
     "eight_schools": "eight_schools.csv",
@@ -192,7 +193,14 @@ def load(name: str, **kwargs: Any) -> MetaData:
     return _LOADERS[_check_name(name)](**kwargs)
 
 
+def has_covariates(name: str) -> bool:
+    """Whether the bundled data set ``name`` can be loaded with ``covariates=`` (a meta-regression)."""
+    import inspect
+
+    return "covariates" in inspect.signature(_LOADERS[_check_name(name)]).parameters
+
+
 def _check_name(name: str) -> str:
     if name not in _FILES:
-        raise ValueError(f"unknown dataset {name!r}; available: {sorted(_FILES)}")
+        raise InputError(f"unknown dataset {name!r}; available: {sorted(_FILES)}")
     return name

@@ -1,0 +1,310 @@
+"""Writing results to files, losing nothing: tables as CSV / JSON, draws, figures, one folder per run.
+
+A run's files are written into a temporary folder beside the target and moved into place only
+when every file is complete, so a failed run leaves nothing behind and two runs aimed at the
+same folder never mix. A folder is never emptied and a file that metapool did not write is
+never replaced: an earlier metapool report in the folder (its ``metadata.json`` lists its
+files) is replaced only with ``overwrite=True``, and then only the files that report wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from metapool.errors import InputError
+
+__all__ = [
+    "OutputFile",
+    "MANIFEST",
+    "check_out_dir",
+    "write_run",
+    "table_records",
+    "table_to_json",
+    "jsonable",
+    "write_draws",
+    "safe_names",
+]
+
+#: The file in which a run lists what it wrote (and how study labels became file names).
+MANIFEST = "metadata.json"
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file of a run: its name in the folder and the function that writes it to a path."""
+
+    name: str
+    write: Callable[[Path], None]
+
+
+# ----------------------------------------------------------------------------- formats
+def jsonable(value: Any) -> Any:
+    """Plain JSON types for nested dicts, lists, numpy values; NaN and infinities as null."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def table_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """A summary as records ``{"parameter": ..., "mean": ..., ...}``; NaN as None."""
+    out = []
+    for name, row in table.iterrows():
+        rec: dict[str, Any] = {"parameter": str(name)}
+        for col, val in row.items():
+            v = float(val)
+            rec[str(col)] = None if not math.isfinite(v) else v
+        out.append(rec)
+    return out
+
+
+def table_to_json(table: pd.DataFrame) -> str:
+    """A summary as a JSON list of records ``{"parameter": ..., "mean": ..., ...}``; NaN as null."""
+    return json.dumps(table_records(table), indent=2)
+
+
+def write_json(obj: Any) -> Callable[[Path], None]:
+    """A writer of ``obj`` as indented JSON (made plain by :func:`jsonable`)."""
+    return lambda path: path.write_text(json.dumps(jsonable(obj), indent=2) + "\n")
+
+
+def write_table(table: pd.DataFrame, fmt: str = "csv") -> Callable[[Path], None]:
+    """A writer of a summary table as CSV (index ``parameter``) or JSON records."""
+    if fmt == "json":
+        return lambda path: path.write_text(table_to_json(table) + "\n")
+    return lambda path: table.to_csv(path, index_label=table.index.name or "parameter")
+
+
+def write_figure(make: Callable[[], Any]) -> Callable[[Path], None]:
+    """A writer of the matplotlib figure (or Axes) that ``make()`` returns, as PNG; closes it."""
+    def write(path: Path) -> None:
+        import matplotlib.pyplot as plt
+
+        obj = make()
+        fig = getattr(obj, "figure", obj)
+        fig.savefig(path, dpi=110, bbox_inches="tight", format="png")
+        plt.close(fig)
+
+    return write
+
+
+def write_draws(dt: Any, path: Path) -> None:
+    """Write a DataTree of draws as netCDF (``.nc``, every group) or as a flat CSV (``.csv``).
+
+    The CSV has columns ``chain``, ``draw`` and one per flat parameter name (``tau``, ``mu``,
+    ``theta[A]``, ..., ``y_pred[A]``).
+    """
+    if path.suffix == ".nc":
+        dt.to_netcdf(path)
+        return
+    from metapool.layout import flat_draw_arrays
+
+    flat = flat_draw_arrays(dt)
+    chains, draws = next(iter(flat.values())).shape
+    frame = pd.DataFrame({"chain": np.repeat(np.arange(chains), draws), "draw": np.tile(np.arange(draws), chains)})
+    frame = pd.concat([frame, pd.DataFrame({k: v.ravel() for k, v in flat.items()})], axis=1)
+    frame.to_csv(path, index=False, float_format="%.10g")
+
+
+def draws_file_name() -> str:
+    """``draws.nc`` when a netCDF engine is installed, else ``draws.csv``."""
+    import importlib.util
+
+    has_nc = any(importlib.util.find_spec(m) is not None for m in ("h5netcdf", "netCDF4"))
+    return "draws.nc" if has_nc else "draws.csv"
+
+
+# ----------------------------------------------------------------------------- file names
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_names(labels: Sequence[str], prefix: str = "", suffix: str = "") -> dict[str, str]:
+    """Unique, portable file names for labels: ``{"a b": "predictive_a_b.png", "a/b": "predictive_a_b-2.png"}``.
+
+    Characters other than letters, digits, ``.``, ``_`` and ``-`` become ``_``; names that
+    would collide (also case-insensitively, for case-insensitive file systems) get ``-2``,
+    ``-3``, ... in the order of ``labels``.
+    """
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for label in labels:
+        stem = _UNSAFE.sub("_", str(label)).strip("_.") or "study"
+        name, k = f"{prefix}{stem}{suffix}", 1
+        while name.lower() in taken:
+            k += 1
+            name = f"{prefix}{stem}-{k}{suffix}"
+        taken.add(name.lower())
+        out[str(label)] = name
+    return out
+
+
+# ----------------------------------------------------------------------------- the run folder
+def _earlier_report(folder: Path) -> list[str] | None:
+    """The files an earlier metapool run lists in the folder's manifest, or None when there is none."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+        files = meta.get("files") if isinstance(meta, dict) else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(files, list) or "metapool_version" not in meta:
+        return None
+    return [str(f) for f in files if isinstance(f, str) and "/" not in f and f not in (".", "..")]
+
+
+def check_out_dir(out: str | os.PathLike, names: Iterable[str], overwrite: bool = False) -> Path:
+    """Check, before any work, that a run can write ``names`` into ``out`` without losing anything.
+
+    Parameters
+    ----------
+    out : path
+        The target folder (created by :func:`write_run` when absent).
+    names : iterable of str
+        The files the run will write.
+    overwrite : bool
+        Allow replacing an earlier metapool report in the folder (only its own files).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    InputError
+        ``out`` is a file; its parent folder is missing or not writable; the folder holds an
+        earlier report and ``overwrite`` is False; or a file the run would write exists and was
+        not written by metapool.
+    """
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise InputError(f"--out {out}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: cannot write in {parent} (permission denied)")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise InputError(f"--out {out}: the folder is not writable (permission denied)")
+        _check_collisions(path, list(names), overwrite)
+    return path
+
+
+def _check_collisions(folder: Path, names: list[str], overwrite: bool) -> None:
+    earlier = _earlier_report(folder)
+    ours = set(earlier or [])
+    if earlier is not None and not overwrite:
+        raise InputError(f"--out {folder}: holds the report of an earlier metapool run ({MANIFEST} lists "
+                         f"{len(earlier)} files); use --overwrite to replace it, or choose another folder")
+    foreign = [n for n in names if (folder / n).exists() and n not in ours]
+    if foreign:
+        raise InputError(f"--out {folder}: would replace {', '.join(foreign[:3])}"
+                         f"{' ...' if len(foreign) > 3 else ''}, which metapool did not write; "
+                         "choose another folder")
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the folder's parent while a run moves its files in (POSIX flock)."""
+    import fcntl
+
+    lock = folder.parent / f".{folder.name}.metapool-lock"
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                lock.unlink()
+
+
+def write_run(out: str | os.PathLike, files: Sequence[OutputFile], manifest: Mapping[str, Any],
+              overwrite: bool = False) -> list[str]:
+    """Write a run's files and its manifest into ``out`` all at once, or not at all.
+
+    Parameters
+    ----------
+    out : path
+        Target folder.
+    files : sequence of OutputFile
+        The run's files (unique names).
+    manifest : mapping
+        What to record in ``metadata.json`` besides ``files`` (command, versions, label map ...).
+    overwrite : bool
+        Replace an earlier metapool report in the folder (its own files only).
+
+    Returns
+    -------
+    list of str
+        The names written, ``metadata.json`` last.
+
+    Notes
+    -----
+    Files are written into a temporary folder beside ``out``. When ``out`` does not exist the
+    temporary folder is renamed to it (atomic). Otherwise, under a lock, the collision rules of
+    :func:`check_out_dir` are checked again, the earlier report's files that this run does not
+    write are removed (so the folder never mixes two runs), and the new files are moved in.
+    """
+    names = [f.name for f in files] + [MANIFEST]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate output file names: {names}")
+    path = check_out_dir(out, names, overwrite)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        for f in files:
+            f.write(tmp / f.name)
+        write_json({**manifest, "files": names})(tmp / MANIFEST)
+        with _locked(path):
+            if _move_new(tmp, path):
+                return names
+            _check_collisions(path, names, overwrite)
+            for old in _earlier_report(path) or []:
+                if old not in names:
+                    with contextlib.suppress(FileNotFoundError):
+                        (path / old).unlink()
+            for name in names:
+                os.replace(tmp / name, path / name)
+        return names
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_new(tmp: Path, path: Path) -> bool:
+    """Rename the finished folder to ``path`` if ``path`` does not exist (or is empty)."""
+    if path.is_dir():
+        try:
+            path.rmdir()              # only succeeds when empty
+        except OSError:
+            return False
+    try:
+        os.rename(tmp, path)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            return False
+        raise
+    return True
