@@ -31,7 +31,7 @@ from metapool.errors import InputError
 __all__ = [
     "METHODS", "QTest", "Tau2Estimate", "Coefficients", "PredictionInterval", "Heterogeneity",
     "cochran_q", "s2_typical", "i_squared", "h_squared", "estimate_tau2", "q_profile_ci",
-    "pooled_estimate", "moderator_test", "prediction_interval", "heterogeneity",
+    "log_likelihood", "pooled_estimate", "moderator_test", "prediction_interval", "heterogeneity",
 ]
 
 METHODS = ("DL", "PM", "REML", "ML")
