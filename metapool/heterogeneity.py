@@ -408,14 +408,20 @@ def _scale(data: MetaData) -> float:
 
 
 # ---------------------------------------------------------------------------- tau^2 estimators
+def _statsmodels_tau2(data: MetaData, **kwargs: Any) -> float:
+    """tau^2 from statsmodels' ``combine_effects`` (its summaries divide by Q, 0 for equal effects)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(sm_meta.combine_effects(data.y, data.variance, **kwargs).tau2)
+
+
 def _dl(data: MetaData) -> Tau2Estimate:
     fe = _gls(data, 0.0)
     k_p = data.J - data.p
     tr_p = fe.tr_p
     if data.intercept_only:
-        # statsmodels' one-step moment estimator with weights 1/s^2 is DerSimonian-Laird;
-        # it is not truncated at 0 (metafor's is).
-        raw = float(sm_meta._fit_tau_mm(data.y, data.variance, 1.0 / data.variance))
+        # statsmodels' "chi2" (= "dl") random-effects variance is DerSimonian-Laird, not
+        # truncated at 0 (metafor's is)
+        raw = _statsmodels_tau2(data, method_re="chi2")
     else:
         raw = (fe.q - k_p) / tr_p
     tau2 = max(0.0, raw)
@@ -434,11 +440,12 @@ def _pm(data: MetaData) -> Tau2Estimate:
     if f(0.0) <= 0.0:
         tau2 = 0.0
     elif data.intercept_only:
-        # statsmodels' Paule-Mandel iteration (DerSimonian & Kacker 2007); kept where it solves
-        # the estimating equation Q(tau^2) = J - 1 (its atol is on Q, which is scale-free).
-        t2, converged = sm_meta._fit_tau_iterative(data.y, data.variance, atol=1e-10, maxiter=200)
-        if converged and t2 > 0 and abs(f(float(t2))) <= 1e-8:
-            tau2 = float(t2)
+        # statsmodels' Paule-Mandel iteration (DerSimonian & Kacker 2007, its
+        # _fit_tau_iterative), kept where it solves the estimating equation Q(tau^2) = J - 1
+        # (its atol is on Q, which is scale-free); otherwise Brent's method below
+        t2 = _statsmodels_tau2(data, method_re="iterated", atol=1e-10, maxiter=200)
+        if t2 > 0 and abs(f(t2)) <= 1e-8:
+            tau2 = t2
     if tau2 is None:
         tau2 = _decreasing_root(f, _scale(data))
     w = 1.0 / (data.variance + tau2)
@@ -516,10 +523,11 @@ def estimate_tau2(data: MetaData, method: str = "REML") -> Tau2Estimate:
 
     - DL: ``max(0, (Q - (J - p)) / tr P_0)`` (``P_0`` at tau^2 = 0); SE
       ``sqrt(2 (J-p) + 4 tau^2 tr P_0 + 2 tau^4 tr P_0^2) / tr P_0``. Without covariates the
-      moment estimate is statsmodels' ``_fit_tau_mm`` with weights ``1 / s^2``.
+      moment estimate is statsmodels' ``combine_effects(..., method_re="chi2")``.
     - PM: the root of ``Q(tau^2) = J - p`` (0 if ``Q(0) < J - p``); SE
-      ``sqrt(2 J^2 / (J - p)) / sum w``. Without covariates statsmodels' ``_fit_tau_iterative``
-      is used when it solves the equation, else (and with covariates) Brent's method.
+      ``sqrt(2 J^2 / (J - p)) / sum w``. Without covariates statsmodels' iteration
+      (``combine_effects(..., method_re="iterated")``) is used where it solves the equation
+      to 1e-8, else (and with covariates) Brent's method.
     - REML: the root of ``y'PPy = tr P``, SE ``sqrt(2 / tr(PP))`` (Fisher information).
     - ML: the root of ``y'PPy = sum w``, SE ``sqrt(2 / sum w^2)``.
 
