@@ -237,7 +237,34 @@ class _Fit(NamedTuple):
         return float(self.w @ (self.resid * self.resid))
 
 
-def _gls(data: MetaData, tau2: float) -> _Fit:
+class _Std(NamedTuple):
+    """The data in units of c = sqrt(median s_j^2): y / c, s^2 / c^2 (tau^2 / c^2 inside).
+
+    Every internal computation runs here, where weights, their squares and tau^4 stay normal
+    doubles for any data MetaData accepts; the public functions scale results back.
+    """
+
+    y: np.ndarray
+    variance: np.ndarray
+    X: np.ndarray
+    intercept_only: bool
+    c2: float
+
+    @property
+    def J(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def p(self) -> int:
+        return int(self.X.shape[1])
+
+
+def _std(data: MetaData) -> _Std:
+    c2 = float(np.median(data.variance))
+    return _Std(data.y / np.sqrt(c2), data.variance / c2, data.X, data.intercept_only, c2)
+
+
+def _gls(data: _Std, tau2: float) -> _Fit:
     w = 1.0 / (data.variance + tau2)
     sw = np.sqrt(w)
     Qm, R = np.linalg.qr(sw[:, None] * data.X)
@@ -304,7 +331,8 @@ def cochran_q(data: MetaData, tau2: float = 0.0) -> QTest:
     Biometrics 10, 101–129.
     """
     data = _check_data(data)
-    q = _gls(data, float(tau2)).q
+    sd = _std(data)
+    q = _gls(sd, float(tau2) / sd.c2).q
     df = data.J - data.p
     return QTest(q, df, float(stats.chi2.sf(q, df)))
 
@@ -327,7 +355,8 @@ def s2_typical(data: MetaData) -> float:
     Statistics in Medicine 21, 1539–1558.
     """
     data = _check_data(data)
-    return (data.J - data.p) / _gls(data, 0.0).tr_p
+    sd = _std(data)
+    return sd.c2 * (data.J - data.p) / _gls(sd, 0.0).tr_p
 
 
 def i_squared(tau: ArrayLike, data: MetaData) -> np.ndarray | float:
@@ -402,19 +431,19 @@ def _decreasing_root(f: Callable[[float], float], scale: float) -> float:
     return float(optimize.brentq(f, 0.0, hi, xtol=1e-300, rtol=_RTOL, maxiter=500))
 
 
-def _scale(data: MetaData) -> float:
+def _scale(data: _Std) -> float:
     """A tau^2 scale for brackets: the larger of the median sampling variance and var(y)."""
     return float(max(np.median(data.variance), np.var(data.y), np.finfo(float).tiny))
 
 
 # ---------------------------------------------------------------------------- tau^2 estimators
-def _statsmodels_tau2(data: MetaData, **kwargs: Any) -> float:
+def _statsmodels_tau2(data: _Std, **kwargs: Any) -> float:
     """tau^2 from statsmodels' ``combine_effects`` (its summaries divide by Q, 0 for equal effects)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(sm_meta.combine_effects(data.y, data.variance, **kwargs).tau2)
 
 
-def _dl(data: MetaData) -> Tau2Estimate:
+def _dl(data: _Std) -> Tau2Estimate:
     fe = _gls(data, 0.0)
     k_p = data.J - data.p
     tr_p = fe.tr_p
@@ -429,12 +458,12 @@ def _dl(data: MetaData) -> Tau2Estimate:
     return Tau2Estimate(tau2, float(se), "DL")
 
 
-def _pm_equation(data: MetaData) -> Callable[[float], float]:
+def _pm_equation(data: _Std) -> Callable[[float], float]:
     k_p = data.J - data.p
     return lambda t2: _gls(data, t2).q - k_p
 
 
-def _pm(data: MetaData) -> Tau2Estimate:
+def _pm(data: _Std) -> Tau2Estimate:
     f = _pm_equation(data)
     tau2 = None
     if f(0.0) <= 0.0:
@@ -453,7 +482,7 @@ def _pm(data: MetaData) -> Tau2Estimate:
     return Tau2Estimate(tau2, float(se), "PM")
 
 
-def _score(data: MetaData, restricted: bool) -> Callable[[float], float]:
+def _score(data: _Std, restricted: bool) -> Callable[[float], float]:
     """2 x the derivative of the (restricted) log-likelihood in tau^2."""
     if restricted:
         return lambda t2: (lambda g: g.ypy2 - g.tr_p)(_gls(data, t2))
@@ -483,16 +512,22 @@ def log_likelihood(data: MetaData, tau2: float, restricted: bool = True) -> floa
     Viechtbauer, W. (2005). Bias and efficiency of meta-analytic variance estimators in the
     random-effects model. Journal of Educational and Behavioral Statistics 30, 261–293.
     """
-    g = _gls(data, float(tau2))
+    sd = _std(data)
+    n = data.J - data.p if restricted else data.J
+    return _loglik(sd, float(tau2) / sd.c2, restricted) - 0.5 * n * np.log(sd.c2)
+
+
+def _loglik(data: _Std, tau2: float, restricted: bool) -> float:
+    g = _gls(data, tau2)
     n = data.J - data.p if restricted else data.J
     ll = -0.5 * (n * np.log(2 * np.pi) + np.sum(np.log(data.variance + tau2)) + g.q)
     return float(ll - 0.5 * g.logdet_a) if restricted else float(ll)
 
 
-def _likelihood(data: MetaData, restricted: bool) -> Tau2Estimate:
+def _likelihood(data: _Std, restricted: bool) -> Tau2Estimate:
     score = _score(data, restricted)
     tau2 = 0.0 if score(0.0) <= 0.0 else _decreasing_root(score, _scale(data))
-    if tau2 > 0.0 and log_likelihood(data, 0.0, restricted) > log_likelihood(data, tau2, restricted):
+    if tau2 > 0.0 and _loglik(data, 0.0, restricted) > _loglik(data, tau2, restricted):
         tau2 = 0.0  # a stationary point below the boundary value (metafor's ll0check)
     g = _gls(data, tau2)
     info = g.tr_pp if restricted else float(g.w @ g.w)
@@ -545,12 +580,14 @@ def estimate_tau2(data: MetaData, method: str = "REML") -> Tau2Estimate:
     J. Stat. Softw. 36(3).
     """
     method = _check_method(method)
-    data = _check_data(data)
+    sd = _std(_check_data(data))
     if method == "DL":
-        return _dl(data)
-    if method == "PM":
-        return _pm(data)
-    return _likelihood(data, restricted=(method == "REML"))
+        est = _dl(sd)
+    elif method == "PM":
+        est = _pm(sd)
+    else:
+        est = _likelihood(sd, restricted=(method == "REML"))
+    return Tau2Estimate(est.tau2 * sd.c2, est.se * sd.c2, est.method)
 
 
 def q_profile_ci(data: MetaData, level: float = 0.95) -> tuple[float, float]:
@@ -583,11 +620,12 @@ def q_profile_ci(data: MetaData, level: float = 0.95) -> tuple[float, float]:
     df = data.J - data.p
     alpha = 1.0 - level
     q_hi, q_lo = stats.chi2.isf(alpha / 2, df), stats.chi2.isf(1 - alpha / 2, df)
-    scale = _scale(data)
+    sd = _std(data)
+    scale = _scale(sd)
 
     def limit(target: float) -> float:
-        f = lambda t2: _gls(data, t2).q - target  # noqa: E731
-        return 0.0 if f(0.0) <= 0.0 else _decreasing_root(f, scale)
+        f = lambda t2: _gls(sd, t2).q - target  # noqa: E731
+        return 0.0 if f(0.0) <= 0.0 else sd.c2 * _decreasing_root(f, scale)
 
     return limit(q_hi), limit(q_lo)
 
@@ -618,12 +656,15 @@ def pooled_estimate(data: MetaData, tau2: float, level: float = 0.95) -> Coeffic
     """
     level = _check_level(level)
     data = _check_data(data, min_df=0)
-    g = _gls(data, float(tau2))
-    se = np.sqrt(np.diag(g.cov))
-    z = g.beta / se
+    sd = _std(data)
+    g = _gls(sd, float(tau2) / sd.c2)
+    c = np.sqrt(sd.c2)
+    beta, cov = c * g.beta, sd.c2 * g.cov
+    se = c * np.sqrt(np.diag(g.cov))
+    z = g.beta / np.sqrt(np.diag(g.cov))
     crit = stats.norm.isf((1.0 - level) / 2)
-    return Coefficients(tuple(data.coef_names), g.beta, se, z, 2.0 * stats.norm.sf(np.abs(z)),
-                        g.beta - crit * se, g.beta + crit * se, g.cov, level)
+    return Coefficients(tuple(data.coef_names), beta, se, z, 2.0 * stats.norm.sf(np.abs(z)),
+                        beta - crit * se, beta + crit * se, cov, level)
 
 
 def _intercept_column(data: MetaData) -> int | None:
@@ -698,11 +739,14 @@ def prediction_interval(data: MetaData, tau2: float, x_new: Mapping[str, Any] | 
     level = _check_level(level)
     data = _check_data(data, min_df=0)
     x0 = np.ones(1) if data.intercept_only and x_new is None else data.design_row(x_new)
-    g = _gls(data, float(tau2))
-    mean = float(x0 @ g.beta)
-    se = float(np.sqrt(x0 @ g.cov @ x0))
+    sd = _std(data)
+    t2 = float(tau2) / sd.c2
+    g = _gls(sd, t2)
+    c = float(np.sqrt(sd.c2))
+    se_s = float(np.sqrt(x0 @ g.cov @ x0))
+    mean, se = c * float(x0 @ g.beta), c * se_s
     crit = float(stats.norm.isf((1.0 - level) / 2))
-    half = crit * np.sqrt(se**2 + tau2)
+    half = crit * c * np.sqrt(se_s**2 + t2)
     return PredictionInterval(x0, mean, se, mean - crit * se, mean + crit * se,
                               float(mean - half), float(mean + half), level)
 

@@ -269,8 +269,9 @@ def test_reml_tau_is_the_flat_prior_posterior_mode(name, request):
 
 
 # ----------------------------------------------------------------------------- invariances
+@pytest.mark.parametrize("c", [3.7, 1e120, 1e-120])
 @pytest.mark.parametrize("method", METHODS)
-def test_permutation_and_scale_invariance(method, bcg_ablat):
+def test_permutation_and_scale_invariance(method, c, bcg_ablat):
     rng = np.random.default_rng(20261202)
     base = heterogeneity(bcg_ablat, method)
     perm = rng.permutation(bcg_ablat.J)
@@ -279,7 +280,6 @@ def test_permutation_and_scale_invariance(method, bcg_ablat):
         assert getattr(hp, field) == pytest.approx(getattr(base, field), rel=1e-9)
     assert hp.tau2_ci == pytest.approx(base.tau2_ci, rel=1e-9)
     assert hp.coefficients.estimate == pytest.approx(base.coefficients.estimate, rel=1e-9)
-    c = 3.7
     scaled = MetaData.from_arrays(c * bcg_ablat.y, c * bcg_ablat.se, X=bcg_ablat.X,
                                   coef_names=bcg_ablat.coef_names)
     hs = heterogeneity(scaled, method, x_new=bcg_ablat.x_mean)
@@ -290,6 +290,12 @@ def test_permutation_and_scale_invariance(method, bcg_ablat):
         assert getattr(hs, field) == pytest.approx(getattr(base, field), rel=1e-9)
     assert hs.moderators.q == pytest.approx(base.moderators.q, rel=1e-9)
     assert hs.prediction.pi_high == pytest.approx(c * base.prediction.pi_high, rel=1e-9)
+    assert hs.coefficients.se == pytest.approx(c * base.coefficients.se, rel=1e-9)
+    assert hs.s2_typical == pytest.approx(c**2 * base.s2_typical, rel=1e-9)
+    # log-likelihoods shift by -(J - p) log c (REML) and -J log c (ML)
+    for restricted, n in ((True, bcg_ablat.J - bcg_ablat.p), (False, bcg_ablat.J)):
+        assert log_likelihood(scaled, c**2 * base.tau2, restricted) == pytest.approx(
+            log_likelihood(bcg_ablat, base.tau2, restricted) - n * np.log(c), rel=1e-9)
 
 
 def test_homogeneous_effects_give_zero_tau2():
