@@ -14,7 +14,7 @@ from metapool import datasets
 from metapool.datasets import make_seed_countries
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NAMES = ["eight_schools", "bcg", "seed_countries"]
+NAMES = ["eight_schools", "bcg", "seed_countries", "normand1999", "hine1989", "molloy2014"]
 
 
 # ---------------------------------------------------------------------------- listing
@@ -30,7 +30,7 @@ def test_listing():
 
 
 def test_unknown_name_lists_available():
-    with pytest.raises(ValueError, match=r"unknown dataset 'schools'; available: \['bcg', 'eight_schools', 'seed_countries'\]"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'schools'; available: \['bcg', 'eight_schools', 'hine1989', 'molloy2014', 'normand1999', 'seed_countries'\]"):
         datasets.load("schools")
     with pytest.raises(ValueError, match="unknown dataset"):
         datasets.load_frame("schools")
