@@ -40,6 +40,9 @@ def test_unknown_name_lists_available():
     (datasets.eight_schools, "Rubin"), (datasets.eight_schools, "Table 5.2"), (datasets.eight_schools, "bayesmeta"),
     (datasets.bcg, "Colditz"), (datasets.bcg, "dat.bcg"),
     (datasets.seed_countries, "SIMULATED"), (datasets.seed_countries, "make_seed_countries"),
+    (datasets.normand1999, "Normand"), (datasets.normand1999, "dat.normand1999"),
+    (datasets.hine1989, "Hine"), (datasets.hine1989, "dat.hine1989"),
+    (datasets.molloy2014, "Molloy"), (datasets.molloy2014, "dat.molloy2014"),
 ])
 def test_docstrings_name_the_source(loader, source):
     assert source in loader.__doc__

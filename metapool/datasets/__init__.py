@@ -246,7 +246,8 @@ def molloy2014(covariates: str | Sequence[str] | None = None) -> MetaData:
     MetaData
         Fisher's z ``atanh(ri)`` with variance ``1/(ni - 3)`` (:func:`metapool.effects.escalc`,
         measure ``ZCOR``), labels author and year (``"Axelsson et al. 2009"``), ``measure``
-        ``"ZCOR"``. The raw table (:func:`load_frame`) holds ``ri`` and ``ni`` (N = 3476 in all).
+        ``"ZCOR"``. The raw table (:func:`load_frame`) holds ``ri`` and ``ni`` (N = 3509 in all;
+        the paper's abstract reports 3,476).
 
     References
     ----------
@@ -280,7 +281,7 @@ _LISTING = [
      "Normand (1999), Stat Med 18:321-359; metadat dat.normand1999"),
     ("hine1989", 6, "Lidocaine after myocardial infarction, deaths: event counts (measure RD, OR or RR)",
      "Hine et al. (1989), Arch Intern Med 149:2694-2698; metadat dat.hine1989"),
-    ("molloy2014", 16, "Conscientiousness and medication adherence: correlations (measure ZCOR), covariates",
+    ("molloy2014", 16, "Conscientiousness and medication adherence: correlations (measure ZCOR), covariates meanage, year, ...",
      "Molloy et al. (2014), Ann Behav Med 47:92-101; metadat dat.molloy2014"),
 ]
 
