@@ -244,7 +244,7 @@ def escalc(
     --------
     >>> from metapool import datasets
     >>> dat = escalc("RR", datasets.load_frame("bcg"), ai="tpos", bi="tneg", ci="cpos", di="cneg")
-    >>> round(dat["yi"][0], 4), round(dat["vi"][0], 4)
+    >>> round(float(dat["yi"][0]), 4), round(float(dat["vi"][0]), 4)
     (-0.8893, 0.3256)
     """
     measure = _check_measure(measure)
@@ -327,9 +327,8 @@ def to_metadata(
     if data is None:
         if covariates is not None:
             raise InputError("covariates need a table: pass the raw columns as column names of 'data'")
-        labels = None if label is None else [str(v) for v in label]
-        if labels is not None and table.attrs["dropped"]:
-            labels = [lab for lab in labels if lab not in set(table.attrs["dropped"])]
+        given = None if label is None else [str(v) for v in label]
+        labels = None if given is None else [given[i] for i in table.index]  # the rows drop00 kept
         md = MetaData.from_arrays(table["yi"].to_numpy(), variance=table["vi"].to_numpy(), labels=labels, name=name)
     else:
         from metapool.io import frame_to_metadata
