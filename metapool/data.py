@@ -110,6 +110,11 @@ class MetaData:
     model_spec : formulaic.ModelSpec, optional
         The formula library's spec that built ``X``; :meth:`design_row` uses it to encode the
         covariates of a new study.
+    measure : str, optional
+        The effect-size measure the effects were computed as (``"OR"``, ``"RR"``, ``"RD"``,
+        ``"MD"``, ``"SMD"``, ``"ZCOR"``; see :mod:`metapool.effects`), so that tables and figures
+        can back-transform ratio measures (:func:`metapool.effects.back_transform`). ``None``
+        (default) when the effects were given directly.
 
     Notes
     -----
@@ -126,6 +131,7 @@ class MetaData:
     covariates: "object | None" = field(default=None, repr=False)  # the covariate table (pandas) used to build X, if any
     formula: str | None = None
     model_spec: "object | None" = field(default=None, repr=False)  # formulaic ModelSpec that built X, if any
+    measure: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "y", _readonly(self.y))
@@ -181,14 +187,14 @@ class MetaData:
         return MetaData(
             y=self.y[idx], se=self.se[idx], labels=tuple(self.labels[i] for i in idx),
             X=self.X[idx], coef_names=self.coef_names, name=self.name, covariates=table,
-            formula=self.formula, model_spec=self.model_spec,
+            formula=self.formula, model_spec=self.model_spec, measure=self.measure,
         )
 
     def with_effects(self, y: ArrayLike) -> "MetaData":
         """Same design and standard errors with new effects (simulation studies, SBC)."""
         return MetaData(y=np.asarray(y, float), se=self.se, labels=self.labels, X=self.X,
                         coef_names=self.coef_names, name=self.name, covariates=self.covariates,
-                        formula=self.formula, model_spec=self.model_spec)
+                        formula=self.formula, model_spec=self.model_spec, measure=self.measure)
 
     def design_row(self, values: Mapping[str, Any] | ArrayLike | None = None) -> np.ndarray:
         """Covariate row ``x_new`` of a new study, in the columns of ``X``.
@@ -426,6 +432,8 @@ def _validate(d: MetaData) -> None:
             raise ValueError(f"covariate {nm!r}, study {d.labels[i]!r} (row {i + 1}): value {_show(col[i])} is missing or infinite")
     if d.X.shape[1] > J:
         raise ValueError(f"design has {d.X.shape[1]} columns but only {J} studies")
+    if d.measure is not None and not (isinstance(d.measure, str) and d.measure.strip()):
+        raise ValueError(f"measure must be a non-empty string such as 'OR' or None; got {d.measure!r}")
     _check_rank(d)
 
 

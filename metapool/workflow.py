@@ -123,8 +123,9 @@ def load_data(source: str | Path, *, effect: str | None = None, se: str | None =
     if cov is None:
         return datasets.load(src)
     if not datasets.has_covariates(src):
+        with_cov = [n for n in names if datasets.has_covariates(n)]
         raise InputError(f"the bundled dataset {src!r} has no covariates; --covariates applies to CSV files "
-                         "and to bcg")
+                         f"and to {', '.join(with_cov)}")
     return datasets.load(src, covariates=cov)
 
 

@@ -14,7 +14,7 @@ from metapool import datasets
 from metapool.datasets import make_seed_countries
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NAMES = ["eight_schools", "bcg", "seed_countries"]
+NAMES = ["eight_schools", "bcg", "seed_countries", "normand1999", "hine1989", "molloy2014"]
 
 
 # ---------------------------------------------------------------------------- listing
@@ -30,7 +30,7 @@ def test_listing():
 
 
 def test_unknown_name_lists_available():
-    with pytest.raises(ValueError, match=r"unknown dataset 'schools'; available: \['bcg', 'eight_schools', 'seed_countries'\]"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'schools'; available: \['bcg', 'eight_schools', 'hine1989', 'molloy2014', 'normand1999', 'seed_countries'\]"):
         datasets.load("schools")
     with pytest.raises(ValueError, match="unknown dataset"):
         datasets.load_frame("schools")
@@ -40,6 +40,9 @@ def test_unknown_name_lists_available():
     (datasets.eight_schools, "Rubin"), (datasets.eight_schools, "Table 5.2"), (datasets.eight_schools, "bayesmeta"),
     (datasets.bcg, "Colditz"), (datasets.bcg, "dat.bcg"),
     (datasets.seed_countries, "SIMULATED"), (datasets.seed_countries, "make_seed_countries"),
+    (datasets.normand1999, "Normand"), (datasets.normand1999, "dat.normand1999"),
+    (datasets.hine1989, "Hine"), (datasets.hine1989, "dat.hine1989"),
+    (datasets.molloy2014, "Molloy"), (datasets.molloy2014, "dat.molloy2014"),
 ])
 def test_docstrings_name_the_source(loader, source):
     assert source in loader.__doc__

@@ -16,6 +16,8 @@ JUNK = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_
 EXPECTED = [
     "metapool/__init__.py",
     "metapool/data.py",
+    "metapool/effects.py",
+    "metapool/errors.py",
     "metapool/analytic/__init__.py",
     "metapool/models/__init__.py",
     "metapool/validation/__init__.py",
@@ -24,6 +26,9 @@ EXPECTED = [
     "metapool/datasets/eight_schools.csv",
     "metapool/datasets/bcg_vaccine.csv",
     "metapool/datasets/seed_countries_simulated.csv",
+    "metapool/datasets/normand1999.csv",
+    "metapool/datasets/hine1989.csv",
+    "metapool/datasets/molloy2014.csv",
 ]
 
 
@@ -55,7 +60,9 @@ def test_wheel_contains_subpackages_and_datasets(wheel):
 
 def test_wheel_datasets_are_the_bundled_files(wheel):
     with zipfile.ZipFile(wheel) as zf:
-        for name in ("eight_schools.csv", "bcg_vaccine.csv", "seed_countries_simulated.csv"):
+        from metapool.datasets import _FILES
+
+        for name in _FILES.values():
             assert zf.read(f"metapool/datasets/{name}") == (ROOT / "metapool" / "datasets" / name).read_bytes()
 
 
