@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from metapool import frames
 from metapool.errors import InputError
 
 if TYPE_CHECKING:
@@ -35,17 +36,10 @@ def _as_float_vector(values: ArrayLike, column: str, labels: Sequence[str] | Non
                 if _is_missing(v):
                     continue
                 who = labels[i] if labels is not None and i < len(labels) else str(i + 1)
-                raise ValueError(
-                    f"column {column!r}, study {who!r} (row {i + 1}): value {_show(v)} is not a number"
+                raise InputError(
+                    f"column {column!r}, study {who!r} (row {i + 1}): value {frames.show(v)} is not a number"
                 ) from None
         return np.array([np.nan if _is_missing(v) else float(v) for v in raw], dtype=float)
-
-
-def _show(v: Any) -> str:
-    """A value as written in error messages: numpy scalars as plain Python numbers (``nan``, ``-0.1``)."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    return repr(v)
 
 
 def _is_missing(v: Any) -> bool:
@@ -56,14 +50,33 @@ def _is_missing(v: Any) -> bool:
         return True
 
 
-def _check_finite(a: np.ndarray, column: str, labels: Sequence[str]) -> None:
+def _written(a: np.ndarray, raw: Any, i: int) -> str:
+    """Value i as the user wrote it (the text read from a file), else as parsed."""
+    if raw is not None and isinstance(raw[i], str):
+        return repr(raw[i])
+    return frames.show(a[i])
+
+
+def _nonzero_text(v: Any) -> bool:
+    """True for text that writes a nonzero number (``'1e-400'``), however small."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return isinstance(v, str) and Decimal(v.strip()) != 0
+    except InvalidOperation:
+        return False
+
+
+def _check_finite(a: np.ndarray, column: str, labels: Sequence[str], raw: Any = None) -> None:
     bad = np.flatnonzero(~np.isfinite(a))
     if bad.size:
         i = int(bad[0])
         what = "missing (NaN)" if np.isnan(a[i]) else "infinite"
+        if raw is not None and isinstance(raw[i], str) and np.isinf(a[i]):
+            what = "too large for double precision (infinite)"
         more = f" (and {bad.size - 1} more)" if bad.size > 1 else ""
-        raise ValueError(
-            f"column {column!r}, study {labels[i]!r} (row {i + 1}): value {_show(a[i])} is {what}{more}"
+        raise InputError(
+            f"column {column!r}, study {labels[i]!r} (row {i + 1}): value {_written(a, raw, i)} is {what}{more}"
         )
 
 
@@ -73,13 +86,14 @@ MAX_MAGNITUDE = 1e150
 MIN_SE = 1e-150
 
 
-def _check_range(a: np.ndarray, column: str, labels: Sequence[str], low: float, high: float, what: str) -> None:
+def _check_range(a: np.ndarray, column: str, labels: Sequence[str], low: float, high: float, what: str,
+                 raw: Any = None) -> None:
     bad = np.flatnonzero((np.abs(a) > high) | (np.abs(a) < low))
     if bad.size:
         i = int(bad[0])
         more = f" (and {bad.size - 1} more)" if bad.size > 1 else ""
-        raise ValueError(
-            f"column {column!r}, study {labels[i]!r} (row {i + 1}): value {_show(a[i])} is outside {what}{more}, "
+        raise InputError(
+            f"column {column!r}, study {labels[i]!r} (row {i + 1}): value {_written(a, raw, i)} is outside {what}{more}, "
             "the range where the model's squares fit in double precision; rescale effects and standard "
             "errors together (the model is scale-equivariant; a prior's scale rescales with them)"
         )
@@ -222,14 +236,12 @@ class MetaData:
         if not isinstance(values, Mapping):
             row = np.atleast_1d(np.asarray(values, dtype=float))
             if row.shape != (self.p,):
-                raise InputError(f"x_new has {row.size} values but the design has p = {self.p} columns "
-                                 f"{list(self.coef_names)} (give the intercept's 1 too); got {values!r}")
+                raise InputError(f"x_new has {row.size} values but must be {self.p} finite numbers, one per "
+                                 f"design column {list(self.coef_names)} (give the intercept's 1 too); got {values!r}")
             if not np.all(np.isfinite(row)):
                 raise InputError(f"x_new must be finite numbers for {list(self.coef_names)}; got {values!r}")
             return row
-        from metapool.io import design_row_from_values
-
-        return design_row_from_values(self, values)
+        return frames.design_row_from_values(self, values)
 
     # ---------------------------------------------------------- constructors
     @classmethod
@@ -272,7 +284,7 @@ class MetaData:
         ValueError
             Naming the column, the study and the value of the first bad entry.
         """
-        labels = _default_labels(np.size(y)) if labels is None else list(map(str, labels))
+        labels = frames.default_labels(np.size(y)) if labels is None else list(map(str, labels))
         x_rows = None
         if X is not None:
             x_rows = np.atleast_2d(np.asarray(X)).shape[0] if np.ndim(X) > 1 else np.size(X)
@@ -338,15 +350,26 @@ class MetaData:
         -----
         Rows are neither dropped, clipped nor reordered: study ``j`` of the result is row ``j``.
         """
-        from metapool.io import frame_to_metadata
+        import pandas as pd
 
-        return frame_to_metadata(df, effect=effect, se=se, variance=variance, label=label,
-                                 covariates=covariates, name=name)
-
-
-def _default_labels(n: int) -> list[str]:
-    """Labels ``"1".."n"`` (CONVENTIONS.md)."""
-    return list(map(str, range(1, n + 1)))
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"expected a pandas DataFrame; got {type(df).__name__}")
+        if (se is None) == (variance is None):
+            raise InputError("give exactly one of 'se' (a column of standard errors) and "
+                             "'variance' (a column of sampling variances)")
+        frames.require_columns(df, [("effect", effect), ("se", se), ("variance", variance), ("label", label)])
+        if len(df) < 2:
+            raise InputError(f"need at least 2 studies for a hierarchical model; the table has {len(df)} row(s)")
+        labels = frames.study_labels(df, label)
+        columns = {"effect": effect, "se": se, "variance": variance}
+        y, s = effects_and_se(
+            frames.column_values(df, effect), None if se is None else frames.column_values(df, se),
+            None if variance is None else frames.column_values(df, variance), labels,
+            columns={k: v for k, v in columns.items() if v is not None},
+        )
+        X, names, formula, table, spec = frames.design_from_frame(df, covariates, labels)
+        return cls(y=y, se=s, labels=tuple(labels), X=X, coef_names=names, name=name,
+                   covariates=table, formula=formula, model_spec=spec)
 
 
 _ROLES = {"effect": "effect", "se": "se", "variance": "variance"}
@@ -367,29 +390,33 @@ def effects_and_se(
     """
     cols = {**_ROLES, **(columns or {})}
     if (se is None) == (variance is None):
-        raise ValueError("give exactly one of 'se' (standard errors) and 'variance' (sampling variances)")
+        raise InputError("give exactly one of 'se' (standard errors) and 'variance' (sampling variances)")
     role = "se" if se is not None else "variance"
     yv = _as_float_vector(y, cols["effect"], labels)
     sv = _as_float_vector(se if se is not None else variance, cols[role], labels)
+    raw_y = np.asarray(y, dtype=object).ravel()
+    raw_s = np.asarray(se if se is not None else variance, dtype=object).ravel()
     lengths = {cols["effect"]: yv.size, cols[role]: sv.size, "labels": len(labels)}
     if x_rows is not None:
         lengths["X (rows)"] = x_rows
     if len(set(lengths.values())) != 1:
-        raise ValueError("length mismatch: " + ", ".join(f"{k} has {v}" for k, v in lengths.items()))
-    _check_finite(yv, cols["effect"], labels)
-    _check_finite(sv, cols[role], labels)
+        raise InputError("length mismatch: " + ", ".join(f"{k} has {v}" for k, v in lengths.items()))
+    _check_finite(yv, cols["effect"], labels, raw_y)
+    _check_finite(sv, cols[role], labels, raw_s)
     bad = np.flatnonzero(sv <= 0)
     if bad.size:
         i = int(bad[0])
-        kind = "negative" if sv[i] < 0 else "zero"
+        kind = "negative" if sv[i] < 0 else ("below the smallest double (it reads as 0)"
+                                              if _nonzero_text(raw_s[i]) else "zero")
         must = "standard errors must be > 0" if role == "se" else "sampling variances must be > 0"
-        raise ValueError(f"column {cols[role]!r}, study {labels[i]!r} (row {i + 1}): value {_show(sv[i])} is {kind}; {must}")
-    _check_range(yv, cols["effect"], labels, 0.0, MAX_MAGNITUDE, f"|effect| <= {MAX_MAGNITUDE:g}")
+        raise InputError(f"column {cols[role]!r}, study {labels[i]!r} (row {i + 1}): value "
+                         f"{_written(sv, raw_s, i)} is {kind}; {must}")
+    _check_range(yv, cols["effect"], labels, 0.0, MAX_MAGNITUDE, f"|effect| <= {MAX_MAGNITUDE:g}", raw_y)
     if role == "se":
-        _check_range(sv, cols[role], labels, MIN_SE, MAX_MAGNITUDE, f"{MIN_SE:g} <= se <= {MAX_MAGNITUDE:g}")
+        _check_range(sv, cols[role], labels, MIN_SE, MAX_MAGNITUDE, f"{MIN_SE:g} <= se <= {MAX_MAGNITUDE:g}", raw_s)
     else:
         _check_range(sv, cols[role], labels, MIN_SE**2, MAX_MAGNITUDE**2,
-                     f"{MIN_SE**2:g} <= variance <= {MAX_MAGNITUDE**2:g}")
+                     f"{MIN_SE**2:g} <= variance <= {MAX_MAGNITUDE**2:g}", raw_s)
     return yv, (sv if role == "se" else np.sqrt(sv))
 
 
@@ -397,43 +424,43 @@ def _validate(d: MetaData) -> None:
     """Check the invariants every engine relies on; raise ValueError naming column, study and value."""
     J = d.y.shape[0]
     if d.y.ndim != 1 or d.se.ndim != 1:
-        raise ValueError("effects and standard errors must be one-dimensional")
+        raise InputError("effects and standard errors must be one-dimensional")
     if not (d.se.shape[0] == J == len(d.labels) == d.X.shape[0]):
-        raise ValueError(
+        raise InputError(
             f"length mismatch: effect has {J}, se has {d.se.shape[0]}, labels has {len(d.labels)}, "
             f"X has {d.X.shape[0]} rows"
         )
     if J < 2:
-        raise ValueError(f"need at least 2 studies for a hierarchical model; got {J}")
+        raise InputError(f"need at least 2 studies for a hierarchical model; got {J}")
     if len(set(d.labels)) != J:
         seen: dict[str, int] = {}
         for i, lab in enumerate(d.labels):
             if lab in seen:
-                raise ValueError(f"column 'label': duplicate study label {lab!r} in rows {seen[lab] + 1} and {i + 1}")
+                raise InputError(f"column 'label': duplicate study label {lab!r} in rows {seen[lab] + 1} and {i + 1}")
             seen[lab] = i
     _check_finite(d.y, "effect", d.labels)
     _check_finite(d.se, "se", d.labels)
     bad = np.flatnonzero(d.se <= 0)
     if bad.size:
         i = int(bad[0])
-        raise ValueError(
-            f"column 'se', study {d.labels[i]!r} (row {i + 1}): value {_show(d.se[i])} is not > 0; "
+        raise InputError(
+            f"column 'se', study {d.labels[i]!r} (row {i + 1}): value {frames.show(d.se[i])} is not > 0; "
             "standard errors must be positive"
         )
     _check_range(d.y, "effect", d.labels, 0.0, MAX_MAGNITUDE, f"|effect| <= {MAX_MAGNITUDE:g}")
     _check_range(d.se, "se", d.labels, MIN_SE, MAX_MAGNITUDE, f"{MIN_SE:g} <= se <= {MAX_MAGNITUDE:g}")
     if len(d.coef_names) != d.X.shape[1]:
-        raise ValueError(f"X has {d.X.shape[1]} columns but {len(d.coef_names)} coefficient names")
+        raise InputError(f"X has {d.X.shape[1]} columns but {len(d.coef_names)} coefficient names")
     for k, nm in enumerate(d.coef_names):
         col = d.X[:, k]
         badx = np.flatnonzero(~np.isfinite(col))
         if badx.size:
             i = int(badx[0])
-            raise ValueError(f"covariate {nm!r}, study {d.labels[i]!r} (row {i + 1}): value {_show(col[i])} is missing or infinite")
+            raise InputError(f"covariate {nm!r}, study {d.labels[i]!r} (row {i + 1}): value {frames.show(col[i])} is missing or infinite")
     if d.X.shape[1] > J:
-        raise ValueError(f"design has {d.X.shape[1]} columns but only {J} studies")
+        raise InputError(f"design has {d.X.shape[1]} columns but only {J} studies")
     if d.measure is not None and not (isinstance(d.measure, str) and d.measure.strip()):
-        raise ValueError(f"measure must be a non-empty string such as 'OR' or None; got {d.measure!r}")
+        raise InputError(f"measure must be a non-empty string such as 'OR' or None; got {d.measure!r}")
     _check_rank(d)
 
 
@@ -444,13 +471,13 @@ def _check_rank(d: MetaData) -> None:
     norms = np.linalg.norm(X, axis=0)
     for k, nm in enumerate(d.coef_names):
         if norms[k] == 0:
-            raise ValueError(f"covariate {nm!r} is zero for every study; drop it")
+            raise InputError(f"covariate {nm!r} is zero for every study; drop it")
     Xs = X / norms
     has_intercept = any(np.allclose(X[:, k], X[0, k]) for k in range(X.shape[1]) if "Intercept" in d.coef_names[k])
     for k in range(X.shape[1]):
         if d.coef_names[k] != "Intercept" and np.ptp(X[:, k]) == 0 and (has_intercept or X.shape[1] > 1):
-            raise ValueError(
-                f"covariate {d.coef_names[k]!r} is constant ({_show(X[0, k])} in every study); it is collinear "
+            raise InputError(
+                f"covariate {d.coef_names[k]!r} is constant ({frames.show(X[0, k])} in every study); it is collinear "
                 "with the intercept and cannot be estimated"
             )
     rank = np.linalg.matrix_rank(Xs)
@@ -458,8 +485,8 @@ def _check_rank(d: MetaData) -> None:
         # Find the first column that is a linear combination of the earlier ones.
         for k in range(1, X.shape[1]):
             if np.linalg.matrix_rank(Xs[:, : k + 1]) <= k:
-                raise ValueError(
+                raise InputError(
                     f"covariate {d.coef_names[k]!r} is collinear with {list(d.coef_names[:k])}: the design "
                     f"matrix has rank {rank} < {X.shape[1]} columns"
                 )
-        raise ValueError(f"the design matrix has rank {rank} < {X.shape[1]} columns")
+        raise InputError(f"the design matrix has rank {rank} < {X.shape[1]} columns")

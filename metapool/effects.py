@@ -33,7 +33,9 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.special import poch
 
-from metapool.data import MetaData, _as_float_vector, _default_labels, _show
+from metapool.data import MetaData, _as_float_vector
+from metapool.frames import default_labels as _default_labels
+from metapool.frames import show as _show
 from metapool.errors import InputError
 
 __all__ = [
@@ -331,10 +333,8 @@ def to_metadata(
         labels = None if given is None else [given[i] for i in table.index]  # the rows drop00 kept
         md = MetaData.from_arrays(table["yi"].to_numpy(), variance=table["vi"].to_numpy(), labels=labels, name=name)
     else:
-        from metapool.io import frame_to_metadata
-
-        md = frame_to_metadata(table.reset_index(drop=True), effect="yi", variance="vi", label=label,
-                               covariates=covariates, name=name)
+        md = MetaData.from_dataframe(table.reset_index(drop=True), effect="yi", variance="vi", label=label,
+                                     covariates=covariates, name=name)
     return dataclasses.replace(md, measure=measure)
 
 
@@ -364,13 +364,13 @@ def _resolve(
     if data is not None:
         if not isinstance(data, pd.DataFrame):
             raise InputError(f"data must be a pandas DataFrame; got {type(data).__name__}")
-        from metapool.io import _labels, _require_columns
+        from metapool.frames import require_columns, study_labels
 
         for role in roles:
             if not isinstance(columns[role], str):
                 raise InputError(f"with data, {role} must name a column of data; got {columns[role]!r}")
         try:
-            _require_columns(data, [(role, columns[role]) for role in roles]
+            require_columns(data, [(role, columns[role]) for role in roles]
                              + [("label", label if isinstance(label, str) else None)])
         except ValueError as err:
             raise InputError(str(err)) from None
@@ -380,7 +380,7 @@ def _resolve(
         raw = {role: data[names[role]].to_numpy() for role in roles}
         base = data
         try:
-            labels = _labels(data, label)
+            labels = study_labels(data, label)
         except ValueError as err:
             raise InputError(str(err)) from None
     else:

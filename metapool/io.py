@@ -1,30 +1,141 @@
-"""Reading meta-analysis data from pandas DataFrames and CSV files, with covariates by formula.
+"""Reading meta-analysis data from CSV files (:func:`read_csv`).
 
-The entry points are :func:`read_csv` and :meth:`metapool.MetaData.from_dataframe`; both check
-every value and never drop, clip or reorder a study. Covariates are a list of numeric columns
-(intercept plus those columns) or a one-sided formula evaluated by formulaic (imported only
-when covariates are given, to keep the command line quick to start).
+The table's columns become a :class:`~metapool.MetaData` through
+:meth:`~metapool.MetaData.from_dataframe`, which checks every value and never drops, clips or
+reorders a study (:mod:`metapool.frames` has the column and design rules).
 """
 
 from __future__ import annotations
 
-import keyword
+import codecs
+from decimal import Decimal, InvalidOperation
+import csv
+import gzip
 import os
-import re
-import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from metapool.data import MetaData, _default_labels, _show, effects_and_se
+from metapool.data import MetaData
+from metapool.errors import InputError
 
-__all__ = ["read_csv", "frame_to_metadata", "design_from_frame", "design_row_from_values"]
+__all__ = ["read_csv", "CsvFormat", "sniff"]
 
-Design = tuple[np.ndarray, tuple[str, ...], "str | None", "pd.DataFrame | None", "object | None"]
+#: Separators tried when none is given, in order of preference on a tie.
+SEPARATORS: tuple[str, ...] = (",", ";", "\t", "|")
 
+
+class CsvFormat(NamedTuple):
+    """How a CSV file is written: separator, text encoding, compression (None or "gzip")."""
+
+    sep: str
+    encoding: str
+    compression: str | None
+    detected: tuple[str, ...]       # what was detected rather than given, for messages
+
+    def describe(self) -> str:
+        """``separator ';' (detected), encoding utf-8``."""
+        sep = {"\t": "tab"}.get(self.sep, repr(self.sep))
+        parts = [f"separator {sep}" + (" (detected)" if "sep" in self.detected else ""),
+                 f"encoding {self.encoding}" + (" (detected)" if "encoding" in self.detected else "")]
+        if self.compression:
+            parts.append(f"{self.compression} compressed (detected)")
+        return ", ".join(parts)
+
+
+def _head_bytes(path: Path, n: int = 65536) -> tuple[bytes, str | None]:
+    """The first bytes of the (decompressed) file and its compression."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as fh:
+                return fh.read(n), "gzip"
+        except (OSError, EOFError) as err:
+            raise InputError(f"{path}: looks gzip-compressed but cannot be decompressed ({err})") from None
+    with open(path, "rb") as fh:
+        return fh.read(n), None
+
+
+def sniff(path: str | os.PathLike, sep: str | None = None, encoding: str | None = None) -> CsvFormat:
+    """Find a CSV file's separator, encoding and compression, naming the file in every error.
+
+    Parameters
+    ----------
+    path : path
+    sep : str, optional
+        The separator; default: the one of ``,``, ``;``, tab, ``|`` found most often in the header.
+    encoding : str, optional
+        The text encoding; default UTF-8 (UTF-16 and UTF-8 with a byte-order mark are recognised).
+
+    Returns
+    -------
+    CsvFormat
+
+    Raises
+    ------
+    InputError
+        A missing, empty or undecodable file (the message says which encoding was tried and
+        suggests ``--encoding``), or an unknown encoding.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder, not a CSV file")
+    head, compression = _head_bytes(p)
+    detected: list[str] = []
+    if encoding is None:
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            encoding = "utf-16"
+        elif head.startswith(codecs.BOM_UTF8):
+            encoding = "utf-8-sig"
+        else:
+            encoding = "utf-8"
+        if encoding != "utf-8":
+            detected.append("encoding")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r} for {p}") from None
+    if not head.strip():
+        raise InputError(f"{p}: the file is empty (expected a header line and one row per study)")
+    try:
+        text = head.decode(encoding)
+    except UnicodeDecodeError as err:
+        if len(head) == 65536 and err.start > len(head) - 4:
+            text = head[:err.start].decode(encoding)       # a character cut at the end of the sample
+        else:
+            line = head[:err.start].count(b"\n") + 1
+            raise InputError(f"{p}: cannot be read as {encoding} text (byte {head[err.start]:#04x} on line "
+                             f"{line}); give its encoding, e.g. --encoding latin-1 (Python: encoding='latin-1')"
+                             ) from None
+    header = text.splitlines()[0] if text.splitlines() else ""
+    if sep is None:
+        counts = {c: header.count(c) for c in SEPARATORS}
+        sep = max(SEPARATORS, key=lambda c: (counts[c], -SEPARATORS.index(c)))
+        if counts[sep] == 0:
+            sep = ","
+        if sep != ",":
+            detected.append("sep")
+    return CsvFormat(sep, encoding, compression, tuple(detected))
+
+
+def _check_header(path: Path, fmt: CsvFormat) -> list[str]:
+    """The header's column names as written; a name given twice is an error naming it."""
+    opener = gzip.open if fmt.compression == "gzip" else open
+    with opener(path, "rt", encoding=fmt.encoding, newline="") as fh:
+        names = next(csv.reader(fh, delimiter=fmt.sep), [])
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        key = name.strip()
+        if key in seen:
+            raise InputError(f"{path}: column {key!r} appears twice in the header (columns {seen[key] + 1} and "
+                             f"{i + 1}); rename one of them")
+        seen[key] = i
+    return names
 
 # ----------------------------------------------------------------------------- public readers
 def read_csv(
@@ -42,7 +153,7 @@ def read_csv(
     Parameters
     ----------
     path : str, path-like or file-like
-        The CSV file.
+        The CSV file (gzip-compressed files are recognised by their content).
     effect : str
         Column of effects, e.g. ``"X_beta"`` for the original analysis's file.
     se, variance : str, optional
@@ -55,7 +166,9 @@ def read_csv(
     name : str, optional
         Description of the data; default the file name.
     **pandas_kwargs
-        Passed to :func:`pandas.read_csv` (``sep``, ``decimal``, ``encoding``, ...).
+        Passed to :func:`pandas.read_csv` (``sep``, ``decimal``, ``encoding``, ...). Without
+        ``sep`` the separator is detected (``,``, ``;``, tab or ``|``; see :func:`sniff`), without
+        ``encoding`` UTF-8 is assumed (UTF-16 and UTF-8 with a byte-order mark are recognised).
 
     Returns
     -------
@@ -63,9 +176,11 @@ def read_csv(
 
     Raises
     ------
-    ValueError
+    InputError
         Naming the column, the study (label and row number, counting data rows from 1) and the
-        value of the first bad entry; see :meth:`metapool.MetaData.from_dataframe`.
+        value of the first bad entry as written; see :meth:`metapool.MetaData.from_dataframe`.
+        File-level problems (missing, empty, undecodable, a column name given twice) name the
+        file and what was tried.
 
     Notes
     -----
@@ -78,13 +193,54 @@ def read_csv(
     --------
     >>> data = read_csv("byCountry_testscores.csv", effect="X_beta", se="X_stderr")  # doctest: +SKIP
     """
-    df = pd.read_csv(path, **pandas_kwargs)
-    if not {"keep_default_na", "na_values", "usecols"} & set(pandas_kwargs):
-        df = _verbatim_numbers(df, path, [c for c in (effect, se, variance) if c in df.columns], pandas_kwargs)
-    if name is None and isinstance(path, (str, os.PathLike)):
-        name = Path(path).name
-    return frame_to_metadata(df, effect=effect, se=se, variance=variance, label=label,
-                             covariates=covariates, name=name)
+    kwargs = dict(pandas_kwargs)
+    if isinstance(path, (str, os.PathLike)):
+        fmt = sniff(path, kwargs.pop("sep", None), kwargs.pop("encoding", None))
+        _check_header(Path(path), fmt)
+        kwargs.update(sep=fmt.sep, encoding=fmt.encoding, compression=fmt.compression)
+        if name is None:
+            name = Path(path).name
+    if label is not None:
+        # Labels are text exactly as written: 001 stays 001, 4.5 stays 4.5.
+        kwargs.setdefault("dtype", {label: str})
+    df = _read(path, kwargs)
+    if not {"keep_default_na", "na_values", "usecols", "dtype"} & set(pandas_kwargs):
+        df = _verbatim_numbers(df, path, [c for c in (effect, se, variance) if c in df.columns], kwargs)
+    return MetaData.from_dataframe(df, effect=effect, se=se, variance=variance, label=label,
+                                   covariates=covariates, name=name)
+
+
+def _read(path: Any, kwargs: dict) -> pd.DataFrame:
+    """pandas.read_csv with its file-level failures as input errors naming the file."""
+    where = path if isinstance(path, (str, os.PathLike)) else "the CSV input"
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{where}: the file is empty (expected a header line and one row per study)") from None
+    except pd.errors.ParserError as err:
+        raise InputError(f"{where}: not a well-formed CSV table ({' '.join(str(err).split())})") from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"{where}: cannot be read as {kwargs.get('encoding', 'utf-8')} text ({err.reason} at byte "
+                         f"{err.start}); give its encoding, e.g. --encoding latin-1") from None
+
+
+def _as_written(parsed: Any, text: Any, point: str) -> Any:
+    """pandas's number where it is an ordinary number, else the text as written (NaN if empty)."""
+    try:
+        value = float(parsed)
+    except (TypeError, ValueError):
+        value = None
+    if not isinstance(text, str):
+        return parsed if value is None else value
+    if value is not None and np.isfinite(value) and value != 0.0:
+        return value
+    clean = text.strip().replace(point, ".") if point != "." else text.strip()
+    try:
+        if value == 0.0 and Decimal(clean) == 0:
+            return value
+    except InvalidOperation:
+        pass
+    return clean if value is not None else text
 
 
 def _verbatim_numbers(df: pd.DataFrame, path, columns: list[str], pandas_kwargs: dict) -> pd.DataFrame:
@@ -100,296 +256,12 @@ def _verbatim_numbers(df: pd.DataFrame, path, columns: list[str], pandas_kwargs:
         path.seek(0)
     elif not isinstance(path, (str, os.PathLike)):
         return df  # a stream that cannot be read twice: keep pandas's reading
-    raw = pd.read_csv(path, usecols=columns, keep_default_na=False, na_values=[""], **pandas_kwargs)
+    # As text, so that an error quotes a value as written ('1e400', not inf; '1e-400', not 0.0).
+    raw = pd.read_csv(path, usecols=columns, keep_default_na=False, na_values=[""], **{**pandas_kwargs, "dtype": str})
     if len(raw) != len(df):
         return df
     df = df.copy()
+    point = pandas_kwargs.get("decimal", ".")
     for c in columns:
-        df[c] = raw[c].to_numpy()
+        df[c] = [_as_written(p, t, point) for p, t in zip(df[c].to_numpy(dtype=object), raw[c].to_numpy(dtype=object))]
     return df
-
-
-def frame_to_metadata(
-    df: pd.DataFrame,
-    effect: str,
-    se: str | None = None,
-    variance: str | None = None,
-    label: str | None = None,
-    covariates: str | Sequence[str] | None = None,
-    name: str | None = None,
-) -> MetaData:
-    """Implementation of :meth:`metapool.MetaData.from_dataframe` (see there)."""
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"expected a pandas DataFrame; got {type(df).__name__}")
-    if (se is None) == (variance is None):
-        raise ValueError("give exactly one of 'se' (a column of standard errors) and "
-                         "'variance' (a column of sampling variances)")
-    _require_columns(df, [("effect", effect), ("se", se), ("variance", variance), ("label", label)])
-    if len(df) < 2:
-        raise ValueError(f"need at least 2 studies for a hierarchical model; the table has {len(df)} row(s)")
-    labels = _labels(df, label)
-    columns = {"effect": effect, "se": se, "variance": variance}
-    y, s = effects_and_se(
-        _values(df, effect), None if se is None else _values(df, se),
-        None if variance is None else _values(df, variance), labels,
-        columns={k: v for k, v in columns.items() if v is not None},
-    )
-    X, names, formula, table, spec = design_from_frame(df, covariates, labels)
-    return MetaData(y=y, se=s, labels=tuple(labels), X=X, coef_names=names, name=name,
-                    covariates=table, formula=formula, model_spec=spec)
-
-
-# ------------------------------------------------------------------------------------ columns
-def _require_columns(df: pd.DataFrame, roles: Sequence[tuple[str, Any]]) -> None:
-    """Raise if a named column is absent (listing the available ones) or appears twice."""
-    for role, col in roles:
-        if col is None:
-            continue
-        if col not in df.columns:
-            raise ValueError(f"{role} column {col!r} not found; available columns: {list(df.columns)}")
-        if int((df.columns == col).sum()) > 1:
-            raise ValueError(f"{role} column {col!r} appears more than once in the table")
-
-
-def _values(df: pd.DataFrame, col: Any) -> np.ndarray:
-    """A column as floats when numeric (missing -> NaN), else as objects (text kept for messages)."""
-    s = df[col]
-    if is_numeric_dtype(s):
-        return s.to_numpy(dtype=float, na_value=np.nan)
-    return s.to_numpy(dtype=object)
-
-
-def _labels(df: pd.DataFrame, label: Any) -> list[str]:
-    """Study labels as strings: the label column, or ``"1".."J"``; missing or duplicates raise."""
-    if label is None:
-        return _default_labels(len(df))
-    raw = df[label].tolist()
-    labels: list[str] = []
-    seen: dict[str, int] = {}
-    for i, v in enumerate(raw):
-        text = "" if _is_missing(v) else str(v)
-        if not text.strip():
-            raise ValueError(f"column {label!r}, study in row {i + 1}: label value {_show(v)} is missing")
-        if text in seen:
-            raise ValueError(f"column {label!r}: duplicate study label {text!r} in rows {seen[text] + 1} and {i + 1}")
-        seen[text] = i
-        labels.append(text)
-    return labels
-
-
-def _is_missing(v: Any) -> bool:
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def _parses_as_number(v: Any) -> bool:
-    if isinstance(v, (bool, np.bool_)):
-        return False
-    try:
-        float(v)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-# ------------------------------------------------------------------------------------- design
-def design_from_frame(df: pd.DataFrame, covariates: str | Sequence[str] | None, labels: Sequence[str]) -> Design:
-    """Build ``(X, coef_names, formula, covariate_table, model_spec)`` from a table.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        One row per study.
-    covariates : str or list of str or None
-        A one-sided formula, a list of numeric columns (intercept plus those columns), or
-        ``None`` (the single ``Intercept`` column).
-    labels : sequence of str
-        Study labels, for messages.
-
-    Returns
-    -------
-    tuple
-        ``X`` (J, p), the coefficient names as formulaic writes them, the formula (``None``
-        without covariates), the covariate columns used and formulaic's ``ModelSpec``.
-    """
-    if covariates is None or (not isinstance(covariates, str) and len(covariates) == 0):
-        return np.ones((len(df), 1)), ("Intercept",), None, None, None
-    if isinstance(covariates, str):
-        return _formula_design(df, covariates.strip(), labels, used=None)
-    cols = list(covariates)
-    _require_columns(df, [("covariate", c) for c in cols])
-    _check_numeric(df, cols, labels)
-    formula = "~ " + " + ".join(_quote(c) for c in cols)
-    return _formula_design(df, formula, labels, used=cols)
-
-
-def _quote(col: Any) -> str:
-    name = str(col)
-    if name.isidentifier() and not keyword.iskeyword(name):
-        return name
-    if "`" in name:
-        raise ValueError(f"covariate column {name!r}: names containing a backtick cannot be used")
-    return f"`{name}`"
-
-
-def _check_numeric(df: pd.DataFrame, cols: Sequence[Any], labels: Sequence[str]) -> None:
-    """A list of covariates takes numeric columns only: name the first text value otherwise."""
-    for c in cols:
-        s = df[c]
-        if is_numeric_dtype(s) and not is_bool_dtype(s):
-            continue
-        vals = s.to_numpy(dtype=object)
-        bad = [i for i, v in enumerate(vals) if not _is_missing(v) and not _parses_as_number(v)]
-        i = bad[0] if bad else 0
-        raise ValueError(
-            f"covariate column {c!r} is not numeric (study {labels[i]!r} (row {i + 1}): value {_show(vals[i])}); "
-            f"a list of covariates takes numeric columns only: give a formula such as '~ {_quote(c)}' "
-            "to expand a categorical column into indicator columns"
-        )
-
-
-def _formula_design(df: pd.DataFrame, formula: str, labels: Sequence[str], used: Sequence[Any] | None) -> Design:
-    formulaic = _formulaic()
-    parsed = _parse_formula(formula)
-    available = [str(c) for c in df.columns]
-    missing = sorted(set(parsed.required_variables) - set(available))
-    if missing:
-        raise ValueError(f"covariates formula {formula!r}: column(s) {missing} not found; "
-                         f"available columns: {list(df.columns)}")
-    if used is None:
-        used = _formula_columns(df, formula, parsed.required_variables)
-    _check_covariate_values(df, used, labels)
-    table = df[list(used)].reset_index(drop=True)
-    table.columns = [str(c) for c in used]
-    try:
-        mm = formulaic.model_matrix(parsed, table, na_action="raise")
-    except Exception as err:  # formulaic raises many types; report them all as bad input
-        raise ValueError(f"covariates formula {formula!r} could not be evaluated: {err}; "
-                         f"available columns: {list(df.columns)}") from None
-    if mm.shape[0] != len(df):  # never let the formula library drop a study
-        raise ValueError(f"covariates formula {formula!r} produced {mm.shape[0]} rows for {len(df)} studies")
-    names = tuple(str(c) for c in mm.columns)
-    return mm.to_numpy(dtype=float), names, formula, table, mm.model_spec
-
-
-def _formulaic() -> Any:
-    import formulaic
-
-    return formulaic
-
-
-def _parse_formula(formula: str) -> Any:
-    """Parse a one-sided formula; a left-hand side or a syntax error raises ValueError."""
-    from formulaic import Formula
-    from formulaic.formula import SimpleFormula
-
-    try:
-        parsed = Formula(formula)
-    except Exception as err:
-        raise ValueError(f"covariates formula {formula!r} is not a valid formula: {err}") from None
-    if not isinstance(parsed, SimpleFormula):
-        raise ValueError(f"covariates formula {formula!r} must be one-sided, such as '~ ablat + year' "
-                         "(the effect is given separately)")
-    return parsed
-
-
-def _formula_columns(df: pd.DataFrame, formula: str, required: set[str]) -> list[Any]:
-    """Columns the formula reads, in table order: formulaic's required variables plus any column
-    named in the formula text (stateful transforms such as ``center(x)`` are not always listed)."""
-    cols = []
-    for c in df.columns:
-        name = str(c)
-        named = re.search(rf"(?<![\w.`]){re.escape(name)}(?![\w`])", formula) or f"`{name}`" in formula
-        if name in required or named:
-            cols.append(c)
-    return cols
-
-
-def _check_covariate_values(df: pd.DataFrame, cols: Sequence[Any], labels: Sequence[str]) -> None:
-    """Missing, infinite, mixed text/number and constant covariates raise (formulaic would drop
-    rows with missing values silently; metapool never does)."""
-    for c in cols:
-        s = df[c]
-        vals = s.to_numpy(dtype=object)
-        miss = np.flatnonzero(s.isna().to_numpy())
-        if miss.size:
-            i = int(miss[0])
-            raise ValueError(
-                f"covariate column {c!r}, study {labels[i]!r} (row {i + 1}): value {_show(vals[i])} is missing; "
-                "studies are never dropped: fill in the value or remove the study"
-            )
-        if is_numeric_dtype(s) and not is_bool_dtype(s):
-            a = s.to_numpy(dtype=float)
-            bad = np.flatnonzero(~np.isfinite(a))
-            if bad.size:
-                i = int(bad[0])
-                raise ValueError(f"covariate column {c!r}, study {labels[i]!r} (row {i + 1}): value {_show(a[i])} is infinite")
-        else:
-            _check_not_mixed(c, vals, labels)
-        if s.nunique(dropna=False) < 2:
-            raise ValueError(f"covariate column {c!r} is constant (value {_show(vals[0])} in every study); "
-                             "its coefficient cannot be estimated: drop it")
-
-
-def _check_not_mixed(col: Any, vals: np.ndarray, labels: Sequence[str]) -> None:
-    """A text column whose other values are numbers holds a typo, not a category."""
-    numeric = [_parses_as_number(v) for v in vals]
-    if any(numeric) and not all(numeric):
-        i = numeric.index(False)
-        raise ValueError(
-            f"covariate column {col!r}, study {labels[i]!r} (row {i + 1}): value {_show(vals[i])} is not a number, "
-            "but other values of the column are numbers"
-        )
-
-
-# ------------------------------------------------------------------------------ new-study row
-def design_row_from_values(data: MetaData, values: Mapping[str, Any]) -> np.ndarray:
-    """Encode the raw covariate values of a new study (see :meth:`MetaData.design_row`)."""
-    spec = data.model_spec
-    if spec is None and data.formula is not None and data.covariates is not None:
-        spec = _formulaic().model_matrix(data.formula, data.covariates, na_action="raise").model_spec
-    if spec is None:
-        return _row_by_names(data, values)
-    expected = [str(c) for c in data.covariates.columns] if data.covariates is not None else sorted(spec.required_variables)
-    _check_keys(values, expected, "covariates")
-    frame = pd.DataFrame({c: [values[c]] for c in expected}, index=[0])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            mm = spec.get_model_matrix(frame)
-            row = mm[list(data.coef_names)].to_numpy(dtype=float)[0]
-        except Exception as err:
-            raise ValueError(f"new-study covariates {dict(values)!r} cannot be encoded by "
-                             f"{data.formula!r}: {err}") from None
-    mismatch = [w for w in caught if "Mismatch" in w.category.__name__]  # e.g. an unseen category level
-    if mismatch or not np.all(np.isfinite(row)):
-        why = "; ".join(str(w.message) for w in mismatch) or "non-finite result"
-        raise ValueError(f"new-study covariates {dict(values)!r} cannot be encoded by {data.formula!r}: {why}")
-    return row
-
-
-def _check_keys(values: Mapping[str, Any], expected: Sequence[str], what: str) -> None:
-    unknown = [k for k in values if k not in expected]
-    missing = [k for k in expected if k not in values]
-    if unknown or missing:
-        parts = ([f"unknown {unknown}"] if unknown else []) + ([f"missing {missing}"] if missing else [])
-        raise ValueError(f"new-study {what}: expected values for {list(expected)}; " + ", ".join(parts))
-
-
-def _row_by_names(data: MetaData, values: Mapping[str, Any]) -> np.ndarray:
-    """Without a formula the keys are the coefficient names; ``Intercept`` defaults to 1."""
-    vals = dict(values)
-    if "Intercept" in data.coef_names:
-        vals.setdefault("Intercept", 1.0)
-    _check_keys(vals, list(data.coef_names), "coefficients")
-    row = np.empty(data.p)
-    for k, nm in enumerate(data.coef_names):
-        try:
-            row[k] = float(vals[nm])
-        except (TypeError, ValueError):
-            raise ValueError(f"new-study value of {nm!r} is not a number: {_show(vals[nm])}") from None
-    if not np.all(np.isfinite(row)):
-        raise ValueError(f"new-study covariate row {dict(zip(data.coef_names, row))} is not finite")
-    return row
