@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,6 +85,15 @@ def _quiet(f, *args):
 def test_importing_priors_does_not_import_pymc():
     code = "import metapool.priors, sys; assert 'pymc' not in sys.modules and 'pytensor' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_core_priors_modules_do_not_mention_pymc():
+    import metapool.prior_registry
+    import metapool.priors
+
+    for module in (metapool.priors, metapool.prior_registry):
+        text = Path(module.__file__).read_text(encoding="utf-8").lower()
+        assert "pymc" not in text and "pytensor" not in text, module.__name__
 
 
 # --------------------------------------------------------------------------- densities
