@@ -1,27 +1,31 @@
 """Priors shared by both engines: the between-study sd ``tau`` and the coefficients ``beta`` / ``mu``.
 
 Every prior is an immutable (frozen) dataclass. The analytic engine uses the numpy
-log-densities (:meth:`TauPrior.logpdf`, :meth:`BetaPrior.precision`, :meth:`BetaPrior.mean`);
-the PyMC engine calls ``to_pymc`` inside a ``pm.Model`` context to create the same
-distribution. PyMC is imported lazily inside ``to_pymc`` only, so importing this module (and
-``metapool.analytic``, which imports it) never imports PyMC.
+log-densities (:meth:`TauPrior.logpdf`, :meth:`BetaPrior.precision`, :meth:`BetaPrior.mean`).
+The sampling engine translates each prior class into its own variables
+(``metapool.models.priors``); this module knows nothing of that engine.
 
 The defaults everywhere are the original analysis's: :class:`FlatTau` (improper flat prior on
 ``tau >= 0``) and :class:`FlatBeta` (improper flat prior on every coefficient).
 
-Command-line spellings (``spec``; read back by :func:`parse_tau_prior` and
-:func:`parse_beta_prior`)::
+One table per kind of prior (:data:`TAU_FAMILIES`, :data:`BETA_FAMILIES`) holds each family's
+command-line keyword, class and parameters. It drives parsing (:func:`parse_tau_prior`,
+:func:`parse_beta_prior`), the spelling (``spec``), the list of valid forms
+(:func:`prior_forms`, used in help texts and error messages) and the validation of the
+parameters (the machinery that reads the tables is :mod:`metapool.prior_registry`). A
+family's class holds only what differs: log-density, draws, support, tail exponent and
+properness. The valid forms are::
 
     tau:  flat | uniform:UPPER | uniform:0,UPPER | halfnormal:SCALE | halfcauchy:SCALE
-          | halft:NU,SCALE | exponential:SCALE | lognormal:MU,SIGMA | dumouchel[:S0]
+          | halft:NU,SCALE | exponential:SCALE | lognormal:MU,SIGMA | dumouchel | dumouchel:S0
     beta: flat | normal:MEAN,SD
 
 References
 ----------
 .. [1] Gelman, A. (2006). Prior distributions for variance parameters in hierarchical models.
    Bayesian Analysis 1(3), 515-534.
-.. [2] DuMouchel, W. (1990). Bayesian meta-analysis. In D. A. Berry (ed.), Statistical
-   Methodology in the Pharmaceutical Sciences, 509-529. Marcel Dekker.
+.. [2] DuMouchel, W. (1994). Hierarchical Bayes linear models for meta-analysis. Technical
+   Report 27, National Institute of Statistical Sciences.
 .. [3] Röver, C. (2020). Bayesian random-effects meta-analysis using the bayesmeta R package.
    Journal of Statistical Software 93(6), 1-51.
 """
@@ -30,11 +34,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import gammaln, logsumexp
+
+from metapool.errors import InputError
+from metapool.prior_registry import Family, Param, Registered, forms, parse_spec, register
 
 __all__ = [
     "TauPrior",
@@ -51,17 +58,16 @@ __all__ = [
     "FlatBeta",
     "NormalBeta",
     "UnboundPriorError",
+    "Param",
+    "Family",
+    "TAU_FAMILIES",
+    "BETA_FAMILIES",
+    "prior_forms",
     "parse_tau_prior",
     "parse_beta_prior",
     "TAU_PRIOR_FORMS",
     "BETA_PRIOR_FORMS",
 ]
-
-TAU_PRIOR_FORMS = (
-    "flat, uniform:UPPER, uniform:0,UPPER, halfnormal:SCALE, halfcauchy:SCALE, "
-    "halft:NU,SCALE, exponential:SCALE, lognormal:MU,SIGMA, dumouchel, dumouchel:S0"
-)
-BETA_PRIOR_FORMS = "flat, normal:MEAN,SD"
 
 _LOG_2 = math.log(2.0)
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -70,38 +76,6 @@ _LOG_PI = math.log(math.pi)
 
 class UnboundPriorError(ValueError):
     """A data-dependent prior (:class:`DuMouchelTau` without ``s0``) was used before ``bind(data)``."""
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _positive(prior: str, name: str, value: Any) -> float:
-    """Return ``value`` as a float, or raise ValueError unless it is finite and > 0."""
-    x = _finite(prior, name, value)
-    if not x > 0:
-        raise ValueError(f"{prior}: {name} must be finite and > 0, got {value!r}")
-    return x
-
-
-def _finite(prior: str, name: str, value: Any) -> float:
-    """Return ``value`` as a float, or raise ValueError unless it is a finite number."""
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{prior}: {name} must be a number, got {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{prior}: {name} must be a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{prior}: {name} must be finite, got {value!r}")
-    return x
-
-
-def _fmt(x: float) -> str:
-    """The shortest spelling of ``x`` that parses back to exactly ``x``."""
-    x = float(x)
-    if x.is_integer() and abs(x) < 1e16:
-        return str(int(x))
-    return repr(x)
 
 
 def _log(t: np.ndarray) -> np.ndarray:
@@ -114,20 +88,10 @@ def _finish(out: np.ndarray) -> np.ndarray | float:
     return out[()] if out.ndim == 0 else out
 
 
-def _f64(x: Any) -> np.ndarray:
-    """Parameters for PyMC as float64 arrays (PyTensor would store exactly representable Python
-    floats as float32 constants and compute their logs in single precision)."""
-    return np.asarray(x, dtype=np.float64)
-
-
-def _as_rng(rng: Any) -> np.random.Generator:
-    return np.random.default_rng(rng)
-
-
 # --------------------------------------------------------------------------- tau priors
 
 
-class TauPrior:
+class TauPrior(Registered):
     """Base class of the priors on the between-study standard deviation ``tau``.
 
     Attributes
@@ -144,15 +108,14 @@ class TauPrior:
     Notes
     -----
     Subclasses implement ``_logpdf_support(t)`` for ``t`` in the closed support (``t`` may be
-    0 or ``inf``; return the limit of the log-density there), ``spec``, ``_rvs`` and
-    ``to_pymc``. :meth:`logpdf` handles the support, NaN and the shape.
+    0 or ``inf``; return the limit of the log-density there) and, if proper, ``_rvs``.
+    :meth:`logpdf` handles the support, NaN and the shape; the registry handles the rest.
     """
 
     upper: float = math.inf
     proper: bool = True
     tail_exponent: float = math.inf
 
-    # -- evaluation -----------------------------------------------------------------------
     def logpdf(self, tau: ArrayLike) -> np.ndarray:
         """Log prior density of ``tau``, vectorised.
 
@@ -182,7 +145,6 @@ class TauPrior:
     def _logpdf_support(self, t: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    # -- data dependence ------------------------------------------------------------------
     def bind(self, data: Any) -> "TauPrior":
         """Return the prior to use with ``data`` (a :class:`metapool.MetaData`).
 
@@ -190,7 +152,6 @@ class TauPrior:
         """
         return self
 
-    # -- simulation -----------------------------------------------------------------------
     def rvs(self, rng: np.random.Generator | int | None = None, size: int | tuple[int, ...] | None = None):
         """Draw from the prior.
 
@@ -203,32 +164,19 @@ class TauPrior:
 
         Raises
         ------
-        ValueError
+        InputError
             For the improper :class:`FlatTau` (and :class:`UnboundPriorError` for an unbound
             :class:`DuMouchelTau`).
         """
         if not self.proper:
-            raise ValueError(
+            raise InputError(
                 f"{type(self).__name__} ({self.spec}) is improper: it has no random draws; "
                 "use a proper tau prior (e.g. halfnormal:SCALE) to simulate"
             )
-        return self._rvs(_as_rng(rng), size)
+        return self._rvs(np.random.default_rng(rng), size)
 
     def _rvs(self, rng: np.random.Generator, size):  # pragma: no cover - abstract
         raise NotImplementedError
-
-    # -- spelling and PyMC ----------------------------------------------------------------
-    @property
-    def spec(self) -> str:  # pragma: no cover - abstract
-        """The command-line spelling, read back by :func:`parse_tau_prior`."""
-        raise NotImplementedError
-
-    def to_pymc(self, name: str = "tau", **kwargs: Any):  # pragma: no cover - abstract
-        """Create the equivalent PyMC variable inside the current ``pm.Model`` context."""
-        raise NotImplementedError
-
-    def __str__(self) -> str:
-        return self.spec
 
 
 @dataclass(frozen=True)
@@ -240,7 +188,7 @@ class FlatTau(TauPrior):
     .. math:: p(\\tau) \\propto 1, \\qquad \\tau \\ge 0.
 
     ``logpdf`` returns 0 on the support. With flat priors on the coefficients the posterior
-    is proper only when ``J - p >= 2``. In PyMC this is ``pm.HalfFlat``.
+    is proper only when ``J - p >= 2``.
 
     References
     ----------
@@ -253,15 +201,6 @@ class FlatTau(TauPrior):
 
     def _logpdf_support(self, t):
         return np.zeros_like(t)
-
-    @property
-    def spec(self) -> str:
-        return "flat"
-
-    def to_pymc(self, name: str = "tau", **kwargs: Any):
-        import pymc as pm
-
-        return pm.HalfFlat(name, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -277,8 +216,7 @@ class UniformTau(TauPrior):
     -----
     .. math:: p(\\tau) = 1 / U, \\qquad 0 \\le \\tau \\le U.
 
-    The truncation at ``U`` is part of the model: posterior mass beyond ``U`` is removed. In
-    PyMC this is ``pm.Uniform(lower=0, upper=U)``.
+    The truncation at ``U`` is part of the model: posterior mass beyond ``U`` is removed.
 
     References
     ----------
@@ -288,23 +226,11 @@ class UniformTau(TauPrior):
 
     upper: float = field()
 
-    def __post_init__(self):
-        object.__setattr__(self, "upper", _positive("UniformTau", "upper", self.upper))
-
     def _logpdf_support(self, t):
         return np.full_like(t, -math.log(self.upper))
 
     def _rvs(self, rng, size):
         return rng.uniform(0.0, self.upper, size)
-
-    @property
-    def spec(self) -> str:
-        return f"uniform:0,{_fmt(self.upper)}"
-
-    def to_pymc(self, name: str = "tau", **kwargs: Any):
-        import pymc as pm
-
-        return pm.Uniform(name, lower=_f64(0.0), upper=_f64(self.upper), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -321,7 +247,7 @@ class HalfNormalTau(TauPrior):
     .. math:: p(\\tau) = \\frac{2}{s\\sqrt{2\\pi}} \\exp\\left(-\\frac{\\tau^2}{2 s^2}\\right),
        \\qquad \\tau \\ge 0.
 
-    Light tailed (``tail_exponent = inf``). In PyMC this is ``pm.HalfNormal(sigma=s)``.
+    Light tailed (``tail_exponent = inf``).
 
     References
     ----------
@@ -331,24 +257,12 @@ class HalfNormalTau(TauPrior):
 
     scale: float
 
-    def __post_init__(self):
-        object.__setattr__(self, "scale", _positive("HalfNormalTau", "scale", self.scale))
-
     def _logpdf_support(self, t):
         z = t / self.scale
         return _LOG_2 - 0.5 * _LOG_2PI - math.log(self.scale) - 0.5 * z * z
 
     def _rvs(self, rng, size):
         return np.abs(rng.normal(0.0, self.scale, size))
-
-    @property
-    def spec(self) -> str:
-        return f"halfnormal:{_fmt(self.scale)}"
-
-    def to_pymc(self, name: str = "tau", **kwargs: Any):
-        import pymc as pm
-
-        return pm.HalfNormal(name, sigma=_f64(self.scale), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -366,7 +280,7 @@ class HalfCauchyTau(TauPrior):
 
     The density falls like ``tau**-2`` (``tail_exponent = 2``), so the prior mean does not
     exist. ``log(1 + z**2)`` is computed as ``logaddexp(0, 2 log z)``, which stays finite for
-    ``tau`` up to 1e300. In PyMC this is ``pm.HalfCauchy(beta=s)``.
+    ``tau`` up to 1e300.
 
     References
     ----------
@@ -379,24 +293,12 @@ class HalfCauchyTau(TauPrior):
     scale: float
     tail_exponent = 2.0
 
-    def __post_init__(self):
-        object.__setattr__(self, "scale", _positive("HalfCauchyTau", "scale", self.scale))
-
     def _logpdf_support(self, t):
         log_z = _log(t) - math.log(self.scale)
         return _LOG_2 - _LOG_PI - math.log(self.scale) - np.logaddexp(0.0, 2.0 * log_z)
 
     def _rvs(self, rng, size):
         return np.abs(self.scale * rng.standard_cauchy(size))
-
-    @property
-    def spec(self) -> str:
-        return f"halfcauchy:{_fmt(self.scale)}"
-
-    def to_pymc(self, name: str = "tau", **kwargs: Any):
-        import pymc as pm
-
-        return pm.HalfCauchy(name, beta=_f64(self.scale), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -416,8 +318,7 @@ class HalfStudentTTau(TauPrior):
        \\left(1 + \\frac{(\\tau/s)^2}{\\nu}\\right)^{-(\\nu+1)/2}, \\qquad \\tau \\ge 0,
 
     twice the Student-t density on the positive half line. The density falls like
-    ``tau**-(nu+1)`` (``tail_exponent = nu + 1``). In PyMC this is
-    ``pm.HalfStudentT(nu=nu, sigma=s)``.
+    ``tau**-(nu+1)`` (``tail_exponent = nu + 1``).
 
     References
     ----------
@@ -427,10 +328,6 @@ class HalfStudentTTau(TauPrior):
 
     nu: float
     scale: float
-
-    def __post_init__(self):
-        object.__setattr__(self, "nu", _positive("HalfStudentTTau", "nu", self.nu))
-        object.__setattr__(self, "scale", _positive("HalfStudentTTau", "scale", self.scale))
 
     @property
     def tail_exponent(self) -> float:  # type: ignore[override]
@@ -451,15 +348,6 @@ class HalfStudentTTau(TauPrior):
     def _rvs(self, rng, size):
         return np.abs(self.scale * rng.standard_t(self.nu, size))
 
-    @property
-    def spec(self) -> str:
-        return f"halft:{_fmt(self.nu)},{_fmt(self.scale)}"
-
-    def to_pymc(self, name: str = "tau", **kwargs: Any):
-        import pymc as pm
-
-        return pm.HalfStudentT(name, nu=_f64(self.nu), sigma=_f64(self.scale), **kwargs)
-
 
 @dataclass(frozen=True)
 class ExponentialTau(TauPrior):
@@ -475,8 +363,7 @@ class ExponentialTau(TauPrior):
     .. math:: p(\\tau) = \\frac{1}{s} e^{-\\tau / s}, \\qquad \\tau \\ge 0.
 
     Light tailed. This is the penalised-complexity prior of Simpson et al. (2017) for the
-    distance ``tau`` from the base model ``tau = 0``. In PyMC this is
-    ``pm.Exponential(scale=s)``.
+    distance ``tau`` from the base model ``tau = 0``.
 
     References
     ----------
@@ -487,23 +374,11 @@ class ExponentialTau(TauPrior):
 
     scale: float
 
-    def __post_init__(self):
-        object.__setattr__(self, "scale", _positive("ExponentialTau", "scale", self.scale))
-
     def _logpdf_support(self, t):
         return -math.log(self.scale) - t / self.scale
 
     def _rvs(self, rng, size):
         return rng.exponential(self.scale, size)
-
-    @property
-    def spec(self) -> str:
-        return f"exponential:{_fmt(self.scale)}"
-
-    def to_pymc(self, name: str = "tau", **kwargs: Any):
-        import pymc as pm
-
-        return pm.Exponential(name, scale=_f64(self.scale), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -524,7 +399,7 @@ class LogNormalTau(TauPrior):
 
     with density 0 (log-density ``-inf``) at ``tau = 0``. Lighter tailed than any power
     (``tail_exponent = inf``). Turner et al. (2015) give empirical log-normal priors for
-    ``tau^2`` by outcome and comparison type. In PyMC this is ``pm.LogNormal(mu, sigma)``.
+    ``tau^2`` by outcome and comparison type.
 
     References
     ----------
@@ -536,10 +411,6 @@ class LogNormalTau(TauPrior):
     mu: float
     sigma: float
 
-    def __post_init__(self):
-        object.__setattr__(self, "mu", _finite("LogNormalTau", "mu", self.mu))
-        object.__setattr__(self, "sigma", _positive("LogNormalTau", "sigma", self.sigma))
-
     def _logpdf_support(self, t):
         log_t = _log(t)
         z = (log_t - self.mu) / self.sigma
@@ -549,24 +420,26 @@ class LogNormalTau(TauPrior):
     def _rvs(self, rng, size):
         return rng.lognormal(self.mu, self.sigma, size)
 
-    @property
-    def spec(self) -> str:
-        return f"lognormal:{_fmt(self.mu)},{_fmt(self.sigma)}"
-
-    def to_pymc(self, name: str = "tau", **kwargs: Any):
-        import pymc as pm
-
-        return pm.LogNormal(name, mu=_f64(self.mu), sigma=_f64(self.sigma), **kwargs)
-
 
 def dumouchel_s0(se: ArrayLike) -> float:
     """DuMouchel's scale ``s0 = sqrt(J / sum_j s_j^-2)`` (harmonic mean of the variances, square-rooted).
 
+    Parameters
+    ----------
+    se : array_like
+        The studies' standard errors, finite and > 0.
+
+    Returns
+    -------
+    float
+
+    Notes
+    -----
     Computed in log space, so standard errors from 1e-200 to 1e200 are fine.
     """
     s = np.asarray(se, dtype=float).ravel()
     if s.size == 0 or not np.all(np.isfinite(s)) or not np.all(s > 0):
-        raise ValueError("DuMouchelTau: standard errors must be finite and > 0 to compute s0")
+        raise InputError("DuMouchelTau: standard errors must be finite and > 0 to compute s0")
     log_sum_prec = logsumexp(-2.0 * np.log(s))
     return float(math.exp(0.5 * (math.log(s.size) - log_sum_prec)))
 
@@ -589,17 +462,18 @@ class DuMouchelTau(TauPrior):
     Equivalently ``s0^2 / (s0^2 + tau^2)``, the prior share of between-study variance in a
     "typical" study, is uniform. The CDF is ``tau / (s0 + tau)``, so the median is ``s0`` and
     draws are ``s0 u / (1 - u)`` with ``u`` uniform. The density falls like ``tau**-2``
-    (``tail_exponent = 2``); the prior mean does not exist. In PyMC this is a
-    ``pm.CustomDist`` with exactly this log-density on a log-transformed value.
+    (``tail_exponent = 2``); the prior mean does not exist.
 
     References
     ----------
     .. [1] DuMouchel, W. (1990). Bayesian meta-analysis. In D. A. Berry (ed.), Statistical
        Methodology in the Pharmaceutical Sciences, 509-529. Marcel Dekker.
-    .. [2] DuMouchel, W. and Normand, S.-L. (2000). Computer-modeling and graphical strategies
+    .. [2] DuMouchel, W. (1994). Hierarchical Bayes linear models for meta-analysis. Technical
+       Report 27, National Institute of Statistical Sciences.
+    .. [3] DuMouchel, W. and Normand, S.-L. (2000). Computer-modeling and graphical strategies
        for meta-analysis. In D. K. Stangl and D. A. Berry (eds.), Meta-Analysis in Medicine
        and Health Policy, 127-178. Marcel Dekker.
-    .. [3] Röver, C. (2020). Bayesian random-effects meta-analysis using the bayesmeta R
+    .. [4] Röver, C. (2020). Bayesian random-effects meta-analysis using the bayesmeta R
        package. Journal of Statistical Software 93(6), 1-51 (``dlomax`` / the "DuMouchel"
        prior in ``bayesmeta``).
     """
@@ -607,16 +481,13 @@ class DuMouchelTau(TauPrior):
     s0: float | None = None
     tail_exponent = 2.0
 
-    def __post_init__(self):
-        if self.s0 is not None:
-            object.__setattr__(self, "s0", _positive("DuMouchelTau", "s0", self.s0))
-
     @property
     def bound(self) -> bool:
         """Whether ``s0`` is known (given or filled in by :meth:`bind`)."""
         return self.s0 is not None
 
-    def _require_s0(self) -> float:
+    def require_s0(self) -> float:
+        """Return ``s0``, or raise :class:`UnboundPriorError` if :meth:`bind` has not set it."""
         if self.s0 is None:
             raise UnboundPriorError(
                 "DuMouchelTau has no s0 yet: call prior.bind(data) first "
@@ -631,7 +502,7 @@ class DuMouchelTau(TauPrior):
         return DuMouchelTau(s0=dumouchel_s0(data.se))
 
     def logpdf(self, tau: ArrayLike) -> np.ndarray:
-        self._require_s0()
+        self.require_s0()
         return super().logpdf(tau)
 
     def _logpdf_support(self, t):
@@ -639,78 +510,24 @@ class DuMouchelTau(TauPrior):
         return log_s0 - 2.0 * np.logaddexp(log_s0, _log(t))
 
     def _rvs(self, rng, size):
-        s0 = self._require_s0()
+        s0 = self.require_s0()
         u = rng.uniform(0.0, 1.0, size)
         return s0 * u / (1.0 - u)
-
-    @property
-    def spec(self) -> str:
-        return "dumouchel" if self.s0 is None else f"dumouchel:{_fmt(self.s0)}"
-
-    def to_pymc(self, name: str = "tau", **kwargs: Any):
-        s0 = self._require_s0()
-        import pymc as pm
-        import pytensor.tensor as pt
-        from pymc.distributions.transforms import log as log_transform
-
-        def logp(value, s0_):
-            log_s0 = pt.log(s0_)
-            inside = pt.ge(value, 0.0)
-            safe = pt.switch(inside, value, 0.0)
-            return pt.switch(inside, log_s0 - 2.0 * pt.logaddexp(log_s0, pt.log(safe)), -np.inf)
-
-        def logcdf(value, s0_):
-            inside = pt.ge(value, 0.0)
-            safe = pt.switch(inside, value, 0.0)
-            return pt.switch(inside, pt.log(safe) - pt.logaddexp(pt.log(s0_), pt.log(safe)), -np.inf)
-
-        def dist(s0_, size):
-            # tau = s0 u / (1 - u), u ~ U(0, 1): the inverse CDF; its support point is s0 (the median)
-            u = pm.Uniform.dist(lower=0.0, upper=1.0, size=size)
-            return s0_ * u / (1.0 - u)
-
-        kwargs.setdefault("default_transform", log_transform)
-        return pm.CustomDist(
-            name,
-            _f64(s0),
-            dist=dist,
-            logp=logp,
-            logcdf=logcdf,
-            signature="()->()",
-            **kwargs,
-        )
 
 
 # --------------------------------------------------------------------------- beta priors
 
 
-def _coef_param(prior: str, name: str, value: Any, positive: bool) -> float | tuple[float, ...]:
-    """A scalar or a tuple of floats (hashable, so the dataclass stays frozen and comparable)."""
-    check = _positive if positive else _finite
-    arr = np.asarray(value, dtype=object)
-    if arr.ndim == 0:
-        return check(prior, name, value)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{prior}: {name} must be a scalar or a non-empty 1-d sequence, got {value!r}")
-    return tuple(check(prior, f"{name}[{i}]", v) for i, v in enumerate(arr))
-
-
 def _broadcast(prior: str, name: str, value: float | tuple[float, ...], p: int) -> np.ndarray:
     p = int(p)
     if p < 1:
-        raise ValueError(f"{prior}: the number of coefficients p must be >= 1, got {p}")
+        raise InputError(f"{prior}: the number of coefficients p must be >= 1, got {p}")
     arr = np.atleast_1d(np.asarray(value, dtype=float))
     if arr.size == 1:
         return np.full(p, float(arr[0]))
     if arr.size != p:
-        raise ValueError(f"{prior}: {name} has {arr.size} values but the design has p = {p} coefficients")
+        raise InputError(f"{prior}: {name} has {arr.size} values but the design has p = {p} coefficients")
     return arr.copy()
-
-
-def _fmt_param(v: float | tuple[float, ...]) -> str:
-    if isinstance(v, tuple):
-        return "[" + ";".join(_fmt(x) for x in v) + "]"
-    return _fmt(v)
 
 
 def _as_beta(beta: ArrayLike) -> np.ndarray:
@@ -718,7 +535,7 @@ def _as_beta(beta: ArrayLike) -> np.ndarray:
     return b[..., None] if b.ndim == 0 else b
 
 
-class BetaPrior:
+class BetaPrior(Registered):
     """Base class of the priors on the coefficients (``mu`` or every ``beta``).
 
     The coefficients are a priori independent: ``beta_k ~ N(mean_k, sd_k^2)`` or flat.
@@ -739,14 +556,6 @@ class BetaPrior:
         """Prior means, shape ``(p,)`` (zeros for the flat prior)."""
         raise NotImplementedError
 
-    @property
-    def spec(self) -> str:  # pragma: no cover - abstract
-        """The command-line spelling, read back by :func:`parse_beta_prior`."""
-        raise NotImplementedError
-
-    def __str__(self) -> str:
-        return self.spec
-
 
 @dataclass(frozen=True)
 class FlatBeta(BetaPrior):
@@ -756,7 +565,7 @@ class FlatBeta(BetaPrior):
     -----
     .. math:: p(\\beta) \\propto 1.
 
-    ``precision(p)`` and ``mean(p)`` are zeros and ``logpdf`` is 0. In PyMC this is ``pm.Flat``.
+    ``precision(p)`` and ``mean(p)`` are zeros and ``logpdf`` is 0.
     """
 
     proper = False
@@ -775,20 +584,10 @@ class FlatBeta(BetaPrior):
         return _finish(np.asarray(out, dtype=float))
 
     def rvs(self, rng=None, size=None, p: int = 1):
-        """Not available: the flat prior is improper."""
-        raise ValueError(
+        """Not available: the flat prior is improper (raises InputError)."""
+        raise InputError(
             "FlatBeta (flat) is improper: it has no random draws; use normal:MEAN,SD to simulate"
         )
-
-    @property
-    def spec(self) -> str:
-        return "flat"
-
-    def to_pymc(self, name: str, dims=None, shape=None, **kwargs: Any):
-        """Create ``pm.Flat(name, dims=dims, shape=shape)`` in the current model."""
-        import pymc as pm
-
-        return pm.Flat(name, dims=dims, shape=shape, **kwargs)
 
 
 @dataclass(frozen=True, init=False, repr=False)
@@ -815,8 +614,7 @@ class NormalBeta(BetaPrior):
        \\exp\\left(-\\frac{(\\beta_k - m_k)^2}{2 sd_k^2}\\right).
 
     Scalars broadcast over the ``p`` coefficients; sequences must have length ``p``. The
-    analytic engine uses ``precision(p) = 1 / sd^2`` and ``mean(p)``. In PyMC this is
-    ``pm.Normal(mu=mean, sigma=sd)``.
+    analytic engine uses ``precision(p) = 1 / sd^2`` and ``mean(p)``.
     """
 
     loc: float | tuple[float, ...]
@@ -825,35 +623,30 @@ class NormalBeta(BetaPrior):
     def __init__(self, mean: float | Sequence[float] = 0.0, sd: float | Sequence[float] | None = None):
         if sd is None:
             raise TypeError("NormalBeta needs sd (the prior standard deviation), e.g. NormalBeta(0.0, 4.0)")
-        object.__setattr__(self, "loc", _coef_param("NormalBeta", "mean", mean, positive=False))
-        object.__setattr__(self, "sd", _coef_param("NormalBeta", "sd", sd, positive=True))
+        object.__setattr__(self, "loc", mean)
+        object.__setattr__(self, "sd", sd)
+        self.__post_init__()
         if isinstance(self.loc, tuple) and isinstance(self.sd, tuple) and len(self.loc) != len(self.sd):
-            raise ValueError(
-                f"NormalBeta: mean has {len(self.loc)} values but sd has {len(self.sd)}"
-            )
+            raise InputError(f"NormalBeta: mean has {len(self.loc)} values but sd has {len(self.sd)}")
 
     def __repr__(self) -> str:
         return f"NormalBeta(mean={self.loc!r}, sd={self.sd!r})"
 
     def precision(self, p: int) -> np.ndarray:
-        return 1.0 / _broadcast("NormalBeta", "sd", self.sd, p) ** 2
+        return 1.0 / self._sd(p) ** 2
 
     def mean(self, p: int) -> np.ndarray:  # type: ignore[override]
         return _broadcast("NormalBeta", "mean", self.loc, p)
 
-    def _p(self, p: int | None) -> int:
-        if p is not None:
-            return int(p)
-        sizes = [len(v) for v in (self.loc, self.sd) if isinstance(v, tuple)]
-        return sizes[0] if sizes else 1
+    def _sd(self, p: int) -> np.ndarray:
+        return _broadcast("NormalBeta", "sd", self.sd, p)
 
     def logpdf(self, beta: ArrayLike) -> np.ndarray:
         """Sum over coefficients (the last axis of ``beta``; a scalar is one coefficient) of the normal log-densities."""
         b = _as_beta(beta)
         p = b.shape[-1]
-        m = self.mean(p)
-        sd = _broadcast("NormalBeta", "sd", self.sd, p)
-        z = (b - m) / sd
+        sd = self._sd(p)
+        z = (b - self.mean(p)) / sd
         with np.errstate(over="ignore"):
             out = np.sum(-0.5 * z * z - np.log(sd) - 0.5 * _LOG_2PI, axis=-1)
         return _finish(np.asarray(out, dtype=float))
@@ -863,47 +656,55 @@ class NormalBeta(BetaPrior):
 
         ``p`` defaults to the length of vector parameters, else 1.
         """
-        rng = _as_rng(rng)
-        p = self._p(p)
-        m = self.mean(p)
-        sd = _broadcast("NormalBeta", "sd", self.sd, p)
+        if p is None:
+            sizes = [len(v) for v in (self.loc, self.sd) if isinstance(v, tuple)]
+            p = sizes[0] if sizes else 1
+        p = int(p)
         shape = (p,) if size is None else (int(size), p)
-        return m + sd * rng.standard_normal(shape)
+        return self.mean(p) + self._sd(p) * np.random.default_rng(rng).standard_normal(shape)
 
-    @property
-    def spec(self) -> str:
-        return f"normal:{_fmt_param(self.loc)},{_fmt_param(self.sd)}"
 
-    def to_pymc(self, name: str, dims=None, shape=None, **kwargs: Any):
-        """Create ``pm.Normal(name, mu=mean, sigma=sd, dims=dims, shape=shape)`` in the current model."""
-        import pymc as pm
+# --------------------------------------------------------------------------- the tables
 
-        return pm.Normal(
-            name, mu=_f64(self.loc), sigma=_f64(self.sd),
-            dims=dims, shape=shape, **kwargs,
-        )
+TAU_FAMILIES: Mapping[str, Family] = register(
+    Family("flat", FlatTau),
+    Family("uniform", UniformTau, (Param("upper"),), fixed=(("lower end", 0.0),)),
+    Family("halfnormal", HalfNormalTau, (Param("scale"),)),
+    Family("halfcauchy", HalfCauchyTau, (Param("scale"),)),
+    Family("halft", HalfStudentTTau, (Param("nu"), Param("scale"))),
+    Family("exponential", ExponentialTau, (Param("scale"),)),
+    Family("lognormal", LogNormalTau, (Param("mu", positive=False), Param("sigma"))),
+    Family("dumouchel", DuMouchelTau, (Param("s0", optional=True),)),
+)
+"""The tau prior families by command-line keyword, in the order of the help text."""
+
+BETA_FAMILIES: Mapping[str, Family] = register(
+    Family("flat", FlatBeta),
+    Family("normal", NormalBeta, (Param("loc", positive=False, label="mean"), Param("sd")), vector=True),
+)
+"""The mu / beta prior families by command-line keyword."""
+
+
+def prior_forms(kind: Literal["tau", "beta"]) -> list[str]:
+    """The valid spellings of a ``"tau"`` or ``"beta"`` (``mu`` / every ``beta``) prior.
+
+    Parameters
+    ----------
+    kind : {"tau", "beta"}
+
+    Returns
+    -------
+    list of str
+        For help texts and error messages, in table order, e.g. ``["flat", "normal:MEAN,SD"]``.
+    """
+    return forms({"tau": TAU_FAMILIES, "beta": BETA_FAMILIES}[kind])
+
+
+TAU_PRIOR_FORMS: str = ", ".join(prior_forms("tau"))
+BETA_PRIOR_FORMS: str = ", ".join(prior_forms("beta"))
 
 
 # --------------------------------------------------------------------------- parsers
-
-
-def _split(spec: str) -> tuple[str, list[str]]:
-    name, sep, rest = spec.strip().partition(":")
-    name = name.strip().lower()
-    args = [a.strip() for a in rest.split(",")] if sep else []
-    return name, args
-
-
-def _num(text: str) -> float:
-    if text.startswith("[") and text.endswith("]"):
-        raise ValueError(f"expected a number, got {text!r}")
-    return float(text)
-
-
-def _num_or_vector(text: str) -> float | tuple[float, ...]:
-    if text.startswith("[") and text.endswith("]"):
-        return tuple(float(x) for x in text[1:-1].split(";"))
-    return float(text)
 
 
 def parse_tau_prior(spec: "str | TauPrior") -> TauPrior:
@@ -912,11 +713,11 @@ def parse_tau_prior(spec: "str | TauPrior") -> TauPrior:
     Parameters
     ----------
     spec : str or TauPrior
-        One of ``flat``, ``uniform:UPPER``, ``uniform:0,UPPER``, ``halfnormal:SCALE``,
-        ``halfcauchy:SCALE``, ``halft:NU,SCALE``, ``exponential:SCALE``, ``lognormal:MU,SIGMA``,
-        ``dumouchel`` (``s0`` from the data via ``bind``) or ``dumouchel:S0``. Names are
-        case-insensitive; spaces around the parts are ignored. A prior object is returned
-        unchanged.
+        One of ``prior_forms("tau")``: ``flat``, ``uniform:UPPER``, ``uniform:0,UPPER``,
+        ``halfnormal:SCALE``, ``halfcauchy:SCALE``, ``halft:NU,SCALE``, ``exponential:SCALE``,
+        ``lognormal:MU,SIGMA``, ``dumouchel`` (``s0`` from the data via ``bind``) or
+        ``dumouchel:S0``. Names are case-insensitive; spaces around the parts are ignored. A
+        prior object is returned unchanged.
 
     Returns
     -------
@@ -924,8 +725,10 @@ def parse_tau_prior(spec: "str | TauPrior") -> TauPrior:
 
     Raises
     ------
-    ValueError
+    InputError
         One line naming the bad spec, saying what is wrong, and listing the valid forms.
+    TypeError
+        If ``spec`` is neither a string nor a :class:`TauPrior`.
 
     Examples
     --------
@@ -934,49 +737,7 @@ def parse_tau_prior(spec: "str | TauPrior") -> TauPrior:
     >>> parse_tau_prior("uniform:0,10").spec
     'uniform:0,10'
     """
-    if isinstance(spec, TauPrior):
-        return spec
-    if not isinstance(spec, str):
-        raise TypeError(f"tau prior must be a spec string or a TauPrior, got {type(spec).__name__}")
-    name, args = _split(spec)
-    n = len(args)
-
-    def bad(why: str) -> ValueError:
-        return ValueError(f"invalid tau prior {spec!r}: {why}; valid forms: {TAU_PRIOR_FORMS}")
-
-    arity = {"flat": (0,), "uniform": (1, 2), "halfnormal": (1,), "halfcauchy": (1,), "halft": (2,),
-             "exponential": (1,), "lognormal": (2,), "dumouchel": (0, 1)}
-    if name not in arity:
-        raise bad(f"unknown prior {name!r}")
-    if n not in arity[name]:
-        want = " or ".join(str(k) for k in arity[name])
-        raise bad(f"{name} takes {want} parameter(s), got {n}")
-    try:
-        x = [_num(a) for a in args]
-    except ValueError:
-        raise bad("parameters must be numbers") from None
-    try:
-        if name == "flat":
-            return FlatTau()
-        if name == "uniform":
-            if n == 2 and x[0] != 0.0:
-                raise bad(f"the lower end of a uniform prior on tau must be 0, got {args[0]}")
-            return UniformTau(x[-1])
-        if name == "halfnormal":
-            return HalfNormalTau(x[0])
-        if name == "halfcauchy":
-            return HalfCauchyTau(x[0])
-        if name == "halft":
-            return HalfStudentTTau(x[0], x[1])
-        if name == "exponential":
-            return ExponentialTau(x[0])
-        if name == "lognormal":
-            return LogNormalTau(x[0], x[1])
-        return DuMouchelTau(x[0] if n else None)
-    except ValueError as err:
-        if str(err).startswith("invalid tau prior"):
-            raise
-        raise bad(str(err)) from None
+    return parse_spec(spec, TauPrior, "tau", TAU_FAMILIES)
 
 
 def parse_beta_prior(spec: "str | BetaPrior") -> BetaPrior:
@@ -995,36 +756,12 @@ def parse_beta_prior(spec: "str | BetaPrior") -> BetaPrior:
 
     Raises
     ------
-    ValueError
-        One line naming the bad spec, saying what is wrong, and listing the valid forms.
+    InputError, TypeError
+        As :func:`parse_tau_prior` (the valid forms listed are ``prior_forms("beta")``).
 
     Examples
     --------
     >>> parse_beta_prior("normal:0,4")
     NormalBeta(mean=0.0, sd=4.0)
     """
-    if isinstance(spec, BetaPrior):
-        return spec
-    if not isinstance(spec, str):
-        raise TypeError(f"beta prior must be a spec string or a BetaPrior, got {type(spec).__name__}")
-    name, args = _split(spec)
-
-    def bad(why: str) -> ValueError:
-        return ValueError(f"invalid mu/beta prior {spec!r}: {why}; valid forms: {BETA_PRIOR_FORMS}")
-
-    if name == "flat":
-        if args:
-            raise bad(f"flat takes no parameters, got {len(args)}")
-        return FlatBeta()
-    if name == "normal":
-        if len(args) != 2:
-            raise bad(f"normal takes 2 parameters (MEAN,SD), got {len(args)}")
-        try:
-            mean, sd = (_num_or_vector(a) for a in args)
-        except ValueError:
-            raise bad("parameters must be numbers") from None
-        try:
-            return NormalBeta(mean, sd)
-        except ValueError as err:
-            raise bad(str(err)) from None
-    raise bad(f"unknown prior {name!r}")
+    return parse_spec(spec, BetaPrior, "mu/beta", BETA_FAMILIES)

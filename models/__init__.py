@@ -3,14 +3,16 @@
 ``build`` returns the ``pymc.Model`` (non-centred by default), ``sample`` runs NUTS (nutpie by
 default) and returns an ``xarray.DataTree`` in the layout the exact engine
 (``metapool.analytic``) also uses, ``summarize`` makes the shared summary table and
-``divergences`` counts divergent transitions. ``ModelSpec`` (from the core, ``metapool.spec``)
-is the frozen description of the model both engines work from.
+``divergences`` counts divergent transitions. ``pymc_tau`` / ``pymc_beta`` translate the
+shared priors into PyMC variables. ``ModelSpec`` (from the core, ``metapool.spec``) is the
+frozen description of the model both engines work from.
 
 Names (docs/CONVENTIONS.md): dims ``study``, ``coef``; variables ``tau``, ``mu`` (intercept
 only) or ``beta``, ``theta``, ``theta_new``, ``z`` / ``z_new`` (non-centred only), ``y``.
 """
 
 from metapool.models.pymc_model import build, build_from_spec
+from metapool.models.priors import pymc_beta, pymc_tau
 from metapool.models.sampling import (
     DEFAULT_TARGET_ACCEPT,
     RETRY_TARGET_ACCEPT,
@@ -25,6 +27,8 @@ from metapool.models.summary import MCMC_COLUMNS, SUMMARY_COLUMNS, flat_draws, s
 __all__ = [
     "build",
     "build_from_spec",
+    "pymc_tau",
+    "pymc_beta",
     "sample",
     "sample_prior_predictive",
     "summarize",

@@ -10,6 +10,7 @@ import pytensor.tensor as pt
 from numpy.typing import ArrayLike
 
 from metapool.data import MetaData
+from metapool.models.priors import pymc_beta, pymc_tau
 from metapool.spec import ModelSpec, model_spec
 from metapool.priors import BetaPrior, TauPrior
 
@@ -34,12 +35,12 @@ def build_from_spec(spec: ModelSpec) -> pm.Model:
         X = pm.Data("X", data.X, dims=("study", "coef"))
         x0 = pt.as_tensor_variable(np.asarray(spec.x_new, dtype=float))
 
-        tau = spec.tau_prior.to_pymc("tau")
+        tau = pymc_tau(spec.tau_prior, "tau")
         if spec.location == "mu":
-            mu = spec.beta_prior.to_pymc("mu")
+            mu = pymc_beta(spec.beta_prior, "mu")
             coef = pt.atleast_1d(mu)
         else:
-            coef = spec.beta_prior.to_pymc("beta", dims="coef")
+            coef = pymc_beta(spec.beta_prior, "beta", dims="coef")
         loc = pt.dot(X, coef)
         loc_new = pt.dot(x0, coef)
 
@@ -91,9 +92,9 @@ def build(
         containers ``se`` (dims ``study``) and ``X`` (dims ``study, coef``), which end up in
         the ``constant_data`` group. Variables:
 
-        * ``tau`` (scalar), created by ``tau_prior.to_pymc("tau")``;
+        * ``tau`` (scalar), created by ``pymc_tau(tau_prior)``;
         * ``mu`` (scalar) when ``data.intercept_only``, else ``beta`` (dims ``coef``), created
-          by ``beta_prior.to_pymc``;
+          by ``pymc_beta(beta_prior, name)``;
         * non-centred: free ``z`` (dims ``study``) and ``z_new``; deterministic ``theta``
           (dims ``study``) and ``theta_new``;
         * centred: free ``theta`` (dims ``study``) and ``theta_new``;

@@ -1,11 +1,14 @@
-"""Tests of metapool.priors: densities against scipy, normalisation, tails, draws, specs, PyMC."""
+"""Tests of metapool.priors (densities against scipy, normalisation, tails, draws, specs, the registry)
+and of its PyMC translation in metapool.models.priors."""
 
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +17,13 @@ from hypothesis import strategies as st
 from scipy import integrate, stats
 
 from metapool import MetaData
+from metapool.errors import InputError
 from metapool.priors import (
+    BETA_FAMILIES,
+    BETA_PRIOR_FORMS,
+    TAU_FAMILIES,
+    TAU_PRIOR_FORMS,
+    BetaPrior,
     DuMouchelTau,
     ExponentialTau,
     FlatBeta,
@@ -29,6 +38,7 @@ from metapool.priors import (
     UniformTau,
     parse_beta_prior,
     parse_tau_prior,
+    prior_forms,
 )
 
 # tau grid from tiny to large; scipy's own formulas overflow beyond ~1e150, tested separately below
@@ -75,6 +85,15 @@ def _quiet(f, *args):
 def test_importing_priors_does_not_import_pymc():
     code = "import metapool.priors, sys; assert 'pymc' not in sys.modules and 'pytensor' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_core_priors_modules_do_not_mention_pymc():
+    import metapool.prior_registry
+    import metapool.priors
+
+    for module in (metapool.priors, metapool.prior_registry):
+        text = Path(module.__file__).read_text(encoding="utf-8").lower()
+        assert "pymc" not in text and "pytensor" not in text, module.__name__
 
 
 # --------------------------------------------------------------------------- densities
@@ -284,7 +303,7 @@ def test_dumouchel_bind_extreme_standard_errors():
 def test_dumouchel_unbound_raises_clearly():
     p = DuMouchelTau()
     assert p.spec == "dumouchel" and p.proper and p.tail_exponent == 2.0
-    for call in (lambda: p.logpdf(1.0), lambda: p.rvs(np.random.default_rng(0), 2), lambda: p.to_pymc()):
+    for call in (lambda: p.logpdf(1.0), lambda: p.rvs(np.random.default_rng(0), 2)):
         with pytest.raises(UnboundPriorError, match=r"bind\(data\)"):
             call()
     assert issubclass(UnboundPriorError, ValueError)
@@ -482,11 +501,13 @@ TAU_PTS = np.array([1e-4, 0.05, 0.3, 2.0, 9.0])
 
 
 @pytest.mark.parametrize("prior", ALL_TAU, ids=lambda p: p.spec)
-def test_to_pymc_logp_matches_logpdf(prior):
+def test_pymc_tau_logp_matches_logpdf(prior):
     pm = pytest.importorskip("pymc")
     pt = pytest.importorskip("pytensor.tensor")
+    from metapool.models.priors import pymc_tau
+
     with pm.Model() as model:
-        rv = prior.to_pymc()
+        rv = pymc_tau(prior)
     assert rv.name == "tau" and model.free_RVs == [rv]
     # natural scale, no Jacobian: pm.logp of the variable at tau values
     got = pm.logp(rv, TAU_PTS).eval()
@@ -502,26 +523,106 @@ def test_to_pymc_logp_matches_logpdf(prior):
     np.testing.assert_allclose(model_lp - model_lp[0], want - want[0], rtol=0, atol=1e-10)
 
 
-def test_to_pymc_dumouchel_draws_and_custom_name():
+def test_pymc_tau_dumouchel_draws_and_custom_name():
     pm = pytest.importorskip("pymc")
+    from metapool.models.priors import pymc_tau
+
     prior = DuMouchelTau(0.2)
     with pm.Model() as model:
-        rv = prior.to_pymc("sigma_between")
+        rv = pymc_tau(prior, "sigma_between")
     assert "sigma_between" in model.named_vars
     assert model.initial_point()["sigma_between_log__"] == pytest.approx(math.log(0.2))
     x = pm.draw(rv, draws=4000, random_seed=5)
     assert stats.kstest(x, lambda t: t / (0.2 + t)).pvalue > 1e-3
 
 
-def test_beta_to_pymc():
+def test_pymc_beta():
     pm = pytest.importorskip("pymc")
+    from metapool.models.priors import pymc_beta
+
     v = NormalBeta([0.0, 2.0], [1.0, 0.5])
     with pm.Model(coords={"coef": ["Intercept", "ablat"]}) as model:
-        beta = v.to_pymc("beta", dims="coef")
-        mu = FlatBeta().to_pymc("mu")
-        b3 = NormalBeta(1.0, 3.0).to_pymc("b3", shape=3)
+        beta = pymc_beta(v, "beta", dims="coef")
+        mu = pymc_beta(FlatBeta(), "mu")
+        b3 = pymc_beta(NormalBeta(1.0, 3.0), "b3", shape=3)
     assert model.named_vars_to_dims["beta"] == ("coef",)
     x = np.array([0.3, 1.0])
     assert pm.logp(beta, x).eval().sum() == pytest.approx(v.logpdf(x), rel=1e-12)
     assert pm.logp(mu, 0.7).eval() == 0.0
     assert pm.logp(b3, np.zeros(3)).eval().sum() == pytest.approx(NormalBeta(1.0, 3.0).logpdf(np.zeros(3)), rel=1e-12)
+
+
+def test_pymc_tau_unbound_dumouchel_raises_clearly():
+    pytest.importorskip("pymc")
+    from metapool.models.priors import pymc_tau
+
+    with pytest.raises(UnboundPriorError, match=r"bind\(data\)"):
+        pymc_tau(DuMouchelTau())
+
+
+def test_every_registered_family_has_a_pymc_translation():
+    pytest.importorskip("pymc")
+    from metapool.models.priors import pymc_beta, pymc_tau
+
+    for families, dispatch in ((TAU_FAMILIES, pymc_tau), (BETA_FAMILIES, pymc_beta)):
+        for family in families.values():
+            assert dispatch.dispatch(family.cls) is not dispatch.dispatch(object), family.keyword
+
+
+def test_unregistered_prior_class_is_a_type_error_naming_the_class():
+    pm = pytest.importorskip("pymc")
+    from metapool.models.priors import pymc_beta, pymc_tau
+
+    class MyTau(TauPrior):
+        pass
+
+    class MyBeta(BetaPrior):
+        pass
+
+    with pm.Model():
+        with pytest.raises(TypeError, match="tau prior class MyTau"):
+            pymc_tau(MyTau())
+        with pytest.raises(TypeError, match="beta prior class MyBeta"):
+            pymc_beta(MyBeta(), "mu")
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_valid_forms_come_from_the_registry():
+    assert prior_forms("tau") == [
+        "flat", "uniform:UPPER", "uniform:0,UPPER", "halfnormal:SCALE", "halfcauchy:SCALE", "halft:NU,SCALE",
+        "exponential:SCALE", "lognormal:MU,SIGMA", "dumouchel", "dumouchel:S0",
+    ]
+    assert prior_forms("beta") == ["flat", "normal:MEAN,SD"]
+    assert TAU_PRIOR_FORMS == ", ".join(prior_forms("tau"))
+    assert BETA_PRIOR_FORMS == "flat, normal:MEAN,SD"
+    assert list(TAU_FAMILIES) == ["flat", "uniform", "halfnormal", "halfcauchy", "halft", "exponential",
+                                  "lognormal", "dumouchel"]
+    # every family's longest form, filled in, parses to its class and is its canonical spelling
+    for families, parse in ((TAU_FAMILIES, parse_tau_prior), (BETA_FAMILIES, parse_beta_prior)):
+        for family in families.values():
+            spelled = re.sub(r"[A-Z][A-Z0-9]*", "2", family.forms()[-1])
+            prior = parse(spelled)
+            assert type(prior) is family.cls and prior.spec == spelled
+
+
+@pytest.mark.parametrize(
+    "call, want",
+    [
+        (lambda: parse_tau_prior("halfnormal:-1"),
+         "invalid tau prior 'halfnormal:-1': HalfNormalTau: scale must be finite and > 0, got -1.0; valid forms: flat,"),
+        (lambda: parse_tau_prior("uniform:1,10"), "the lower end of a uniform prior must be 0, got 1;"),
+        (lambda: parse_tau_prior("halft:3"), "halft takes 2 parameter(s), got 1;"),
+        (lambda: parse_tau_prior("dumouchel:1,2"), "dumouchel takes 0 or 1 parameter(s), got 2;"),
+        (lambda: parse_beta_prior("normal:0,[1;2]x"), "parameters must be numbers;"),
+        (lambda: parse_beta_prior("normal:[0;1],[1;2;3]"), "NormalBeta: mean has 2 values but sd has 3;"),
+        (lambda: HalfStudentTTau(2.0, 0.0), "HalfStudentTTau: scale must be finite and > 0, got 0.0"),
+        (lambda: NormalBeta([0.0, math.inf], 1.0), "NormalBeta: mean[1] must be finite, got inf"),
+        (lambda: NormalBeta(0.0, 1.0).precision(0), "p must be >= 1, got 0"),
+    ],
+)
+def test_input_errors_are_the_packages_input_error(call, want):
+    with pytest.raises(InputError) as info:
+        call()
+    assert want in str(info.value)
