@@ -134,7 +134,8 @@ def test_covariates_on_bcg_and_x_new(capsys):
 def test_every_tau_prior_spec(capsys, tau_spec):
     code, out, err = run(capsys, "fit", "eight_schools", "--tau-prior", tau_spec)
     assert code == 0, err
-    assert f"tau prior {parse_tau_prior(tau_spec).spec}," in out.splitlines()[0]
+    # the prior as bound to the data (DuMouchel's s0 filled in)
+    assert f"tau prior {parse_tau_prior(tau_spec).bind(datasets.load('eight_schools')).spec}," in out.splitlines()[0]
 
 
 @pytest.mark.parametrize("mu_spec", ["flat", "normal:0,4", "normal:5,100"])
