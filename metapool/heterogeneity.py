@@ -250,13 +250,8 @@ class _Std(NamedTuple):
     intercept_only: bool
     c2: float
 
-    @property
-    def J(self) -> int:
-        return int(self.y.shape[0])
-
-    @property
-    def p(self) -> int:
-        return int(self.X.shape[1])
+    J = property(lambda self: int(self.y.shape[0]))
+    p = property(lambda self: int(self.X.shape[1]))
 
 
 def _std(data: MetaData) -> _Std:

@@ -141,9 +141,10 @@ def _check_header(path: Path, fmt: CsvFormat) -> list[str]:
 def read_csv(
     path: str | os.PathLike | Any,
     effect: str,
+    *,
+    label: str | None = None,
     se: str | None = None,
     variance: str | None = None,
-    label: str | None = None,
     covariates: str | Sequence[str] | None = None,
     name: str | None = None,
     **pandas_kwargs: Any,
@@ -173,6 +174,7 @@ def read_csv(
     Returns
     -------
     MetaData
+        One study per data row, in the file's order.
 
     Raises
     ------

@@ -90,6 +90,7 @@ def load_data(source: str | Path, *, effect: str | None = None, se: str | None =
     Returns
     -------
     MetaData
+        Read by :func:`metapool.read_csv` or :func:`metapool.datasets.load`.
 
     Raises
     ------

@@ -314,10 +314,11 @@ def load(name: str, **kwargs: Any) -> MetaData:
     Returns
     -------
     MetaData
+        With the data set's name, labels and (when asked) design.
 
     Raises
     ------
-    ValueError
+    InputError
         For an unknown name (the known ones are listed).
     """
     return _LOADERS[_check_name(name)](**kwargs)
