@@ -75,6 +75,29 @@ def _assignment(text: str) -> tuple[str, Any]:
         return name.strip(), value  # a category level, e.g. alloc=random
 
 
+def _columns(n: int):
+    """An argparse type: n comma-separated column names."""
+    def parse(text: str) -> tuple[str, ...]:
+        cols = tuple(c.strip() for c in text.split(","))
+        if len(cols) != n or not all(cols):
+            raise argparse.ArgumentTypeError(f"expected {n} comma-separated column names, got {text!r}")
+        return cols
+
+    return parse
+
+
+def _layout(name: str) -> tuple[str, ...]:
+    from metapool.effects import LAYOUTS
+
+    return LAYOUTS[name]
+
+
+def _measures() -> tuple[str, ...]:
+    from metapool.effects import MEASURES
+
+    return tuple(MEASURES)
+
+
 # ----------------------------------------------------------------------------- parser
 def _prior_help(kind: str) -> str:
     from metapool.priors import prior_forms
@@ -91,6 +114,20 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     se.add_argument("--se", metavar="COL", help="column of standard errors (CSV only), e.g. X_stderr")
     se.add_argument("--variance", metavar="COL", help="column of sampling variances (CSV only)")
     g.add_argument("--label", metavar="COL", help="column of unique study labels (CSV only; default 1..J)")
+    g.add_argument("--sep", metavar="CHAR", help="the CSV file's separator (default: detected among , ; tab |)")
+    g.add_argument("--encoding", metavar="NAME", help="the CSV file's text encoding (default utf-8; e.g. latin-1)")
+    e = p.add_argument_group("effect sizes from raw columns (instead of --effect and --se)")
+    e.add_argument("--measure", choices=_measures(), help="effect size: log odds ratio OR, log risk ratio RR, risk "
+                   "difference RD (from counts or events), mean difference MD, Hedges' g SMD (from means), "
+                   "Fisher's z ZCOR (from correlations); metafor's escalc definitions")
+    for flag, layout, what in (("--counts", "counts", "events and non-events, treated then control"),
+                               ("--events", "events", "events and group size, treated then control"),
+                               ("--means", "means", "mean, SD, size of the treated then the control group"),
+                               ("--cor", "cor", "correlation and sample size")):
+        e.add_argument(flag, metavar=",".join(r.upper() for r in _layout(layout)), type=_columns(len(_layout(layout))),
+                       dest=f"raw_{layout}", help=f"columns of {what}")
+    e.add_argument("--transform", choices=("exp",),
+                   help="also print quantiles and intervals on the ratio scale (OR, RR)")
     g.add_argument("--covariates", metavar="FORMULA",
                    help="meta-regression design: a formula such as '~ ablat' or '~ 0 + alloc', or "
                         "comma-separated numeric columns; also for datasets that have covariates (bcg)")
@@ -285,13 +322,34 @@ def _model_args(args: argparse.Namespace) -> dict[str, Any]:
     """The data, model and sampling options shared by ``fit`` and ``validate``, for the workflow."""
     from metapool import workflow
 
+    given = [(name, cols) for name in ("counts", "events", "means", "cor")
+             if (cols := getattr(args, f"raw_{name}")) is not None]
+    if len(given) > 1:
+        raise InputError(f"give one of --counts, --events, --means, --cor (got --{given[0][0]} and --{given[1][0]})")
+    raw = dict(zip(_layout(given[0][0]), given[0][1])) if given else None
+    if raw and not args.measure:
+        raise InputError(f"--{given[0][0]} needs --measure (e.g. --measure RR)")
     data = workflow.load_data(args.data, effect=args.effect, se=args.se, variance=args.variance,
-                              label=args.label, covariates=args.covariates)
+                              label=args.label, covariates=args.covariates, measure=args.measure,
+                              raw_columns=raw, sep=args.sep, encoding=args.encoding)
+    _describe_file(args)
     return dict(data=data, tau_prior=_prior_option("--tau-prior", args.tau_prior, "tau"),
                 beta_prior=_prior_option("--mu-prior", args.mu_prior, "beta"),
                 x_new=workflow.new_study(args.x_new), parameterization=args.parameterization,
                 draws=args.draws, chains=args.chains, tune=args.tune, seed=args.seed, sampler=args.sampler,
                 target_accept=args.target_accept, max_retries=args.max_retries)
+
+
+def _describe_file(args: argparse.Namespace) -> None:
+    """Say how a CSV file was read when something about it was detected rather than given."""
+    from pathlib import Path
+
+    from metapool.io import sniff
+
+    if Path(args.data).is_file():
+        fmt = sniff(args.data, args.sep, args.encoding)
+        if fmt.detected:
+            _info(f"read {args.data}: {fmt.describe()}")
 
 
 def _prior_option(option: str, text: str, kind: str):
@@ -311,6 +369,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     workflow.check_engine_options(args.engine, {**opts, "study": args.study})
     spec = workflow.model_spec(opts.pop("data"), opts.pop("tau_prior"), opts.pop("beta_prior"),
                                opts.pop("parameterization"), opts.pop("x_new"))
+    if args.transform:
+        if args.format != "table":
+            raise InputError("--transform exp adds a table to --format table; JSON and CSV keep the model's scale")
+        workflow.check_ratio_scale(spec.data)
     if args.out:
         names = workflow.fit_file_names(args.engine, spec.data, args.study)
         outputs.check_out_dir(args.out, [*names.values(), outputs.MANIFEST], args.overwrite)
@@ -327,6 +389,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(format_table(result.table))
         print()
         print(result.footer())
+        if args.transform:
+            ratios = workflow.ratio_table(result.table, result.data)
+            print()
+            print(f"On the {ratios.attrs['scale']} scale (exp of quantiles and interval ends; tau stays on the log scale):")
+            print()
+            print(format_table(ratios))
     for line in result.reruns():
         _info(line)
     if args.out:

@@ -21,7 +21,7 @@ import pandas as pd
 from metapool.data import MetaData
 from metapool.errors import InputError
 
-__all__ = ["read_csv", "CsvFormat", "sniff"]
+__all__ = ["read_csv", "read_table", "CsvFormat", "sniff"]
 
 #: Separators tried when none is given, in order of preference on a tie.
 SEPARATORS: tuple[str, ...] = (",", ";", "\t", "|")
@@ -195,21 +195,39 @@ def read_csv(
     --------
     >>> data = read_csv("byCountry_testscores.csv", effect="X_beta", se="X_stderr")  # doctest: +SKIP
     """
+    df, kwargs = _read_table(path, label, pandas_kwargs)
+    if name is None and isinstance(path, (str, os.PathLike)):
+        name = Path(path).name
+    if not {"keep_default_na", "na_values", "usecols", "dtype"} & set(pandas_kwargs):
+        df = _verbatim_numbers(df, path, [c for c in (effect, se, variance) if c in df.columns], kwargs)
+    return MetaData.from_dataframe(df, effect=effect, se=se, variance=variance, label=label,
+                                   covariates=covariates, name=name)
+
+
+def read_table(path: str | os.PathLike, *, label: str | None = None, **pandas_kwargs: Any) -> pd.DataFrame:
+    """A CSV table of studies as a DataFrame, read as :func:`read_csv` reads it.
+
+    The separator, encoding and compression are found by :func:`sniff` unless given; a column
+    name given twice is an error; the ``label`` column is read as text exactly as written. For
+    raw study tables that :func:`metapool.effects.to_metadata` turns into effects.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    return _read_table(path, label, pandas_kwargs)[0]
+
+
+def _read_table(path: Any, label: str | None, pandas_kwargs: dict) -> tuple[pd.DataFrame, dict]:
     kwargs = dict(pandas_kwargs)
     if isinstance(path, (str, os.PathLike)):
         fmt = sniff(path, kwargs.pop("sep", None), kwargs.pop("encoding", None))
         _check_header(Path(path), fmt)
         kwargs.update(sep=fmt.sep, encoding=fmt.encoding, compression=fmt.compression)
-        if name is None:
-            name = Path(path).name
     if label is not None:
         # Labels are text exactly as written: 001 stays 001, 4.5 stays 4.5.
         kwargs.setdefault("dtype", {label: str})
-    df = _read(path, kwargs)
-    if not {"keep_default_na", "na_values", "usecols", "dtype"} & set(pandas_kwargs):
-        df = _verbatim_numbers(df, path, [c for c in (effect, se, variance) if c in df.columns], kwargs)
-    return MetaData.from_dataframe(df, effect=effect, se=se, variance=variance, label=label,
-                                   covariates=covariates, name=name)
+    return _read(path, kwargs), kwargs
 
 
 def _read(path: Any, kwargs: dict) -> pd.DataFrame:

@@ -74,7 +74,9 @@ def _covariates_arg(text: str | Sequence[str] | None) -> str | list[str] | None:
 
 def load_data(source: str | Path, *, effect: str | None = None, se: str | None = None,
               variance: str | None = None, label: str | None = None,
-              covariates: str | Sequence[str] | None = None) -> MetaData:
+              covariates: str | Sequence[str] | None = None, measure: str | None = None,
+              raw_columns: Mapping[str, str] | None = None, sep: str | None = None,
+              encoding: str | None = None) -> MetaData:
     """The studies named by ``source``: a CSV file, or a bundled dataset's name.
 
     Parameters
@@ -86,6 +88,13 @@ def load_data(source: str | Path, *, effect: str | None = None, se: str | None =
     covariates : str or list of str, optional
         A formula (``"~ ablat"``) or comma-separated numeric columns; for CSV files and for
         datasets that have covariates (bcg).
+    measure : str, optional
+        An effect-size measure of :mod:`metapool.effects` (``OR``, ``RR``, ``RD``, ``MD``,
+        ``SMD``, ``ZCOR``) computed from the raw columns ``raw_columns`` (metafor's roles to
+        column names, e.g. ``{"ai": "tpos", "bi": "tneg", "ci": "cpos", "di": "cneg"}``), instead
+        of ``effect`` and ``se``.
+    sep, encoding : str, optional
+        The CSV file's separator and encoding (detected when not given; see :func:`metapool.io.sniff`).
 
     Returns
     -------
@@ -102,15 +111,28 @@ def load_data(source: str | Path, *, effect: str | None = None, se: str | None =
     src = str(source)
     path = Path(src)
     cov = _covariates_arg(covariates)
+    if measure is not None and (effect or se or variance):
+        raise InputError("--measure computes the effects and their variances from raw columns: leave out "
+                         "--effect, --se and --variance")
     if path.is_file():
+        from metapool import io
+
+        if measure is not None:
+            from metapool import effects
+
+            if not raw_columns:
+                raise InputError(f"--measure {measure} needs the raw columns: --counts, --events, --means or --cor")
+            table = io.read_table(path, label=label, sep=sep, encoding=encoding)
+            return effects.to_metadata(measure, table, label=label, covariates=cov, name=path.name, **raw_columns)
         if not effect:
             raise InputError(f"{path} is a CSV file: name its effect column with --effect COL")
         if not (se or variance):
             raise InputError(f"{path} is a CSV file: name its standard errors with --se COL or its "
                              "variances with --variance COL")
-        from metapool.io import read_csv
-
-        return read_csv(path, effect=effect, se=se, variance=variance, label=label, covariates=cov)
+        return io.read_csv(path, effect=effect, se=se, variance=variance, label=label, covariates=cov,
+                           sep=sep, encoding=encoding)
+    if raw_columns or sep or encoding:
+        raise InputError("--counts, --events, --means, --cor, --sep and --encoding apply to CSV files")
     names = list(datasets.list_datasets()["name"])
     if src not in names:
         if path.exists():
@@ -121,13 +143,17 @@ def load_data(source: str | Path, *, effect: str | None = None, se: str | None =
     if given:
         raise InputError(f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to CSV files; the "
                          f"bundled dataset {src!r} names its own columns")
+    kwargs: dict[str, Any] = {} if measure is None else {"measure": measure}
+    if measure is not None and not datasets.has_option(src, "measure"):
+        raise InputError(f"the bundled dataset {src!r} has no raw counts or means: --measure applies to CSV files "
+                         "and to " + ", ".join(n for n in names if datasets.has_option(n, "measure")))
     if cov is None:
-        return datasets.load(src)
-    if not datasets.has_covariates(src):
-        with_cov = [n for n in names if datasets.has_covariates(n)]
+        return datasets.load(src, **kwargs)
+    if not datasets.has_option(src, "covariates"):
+        with_cov = [n for n in names if datasets.has_option(n, "covariates")]
         raise InputError(f"the bundled dataset {src!r} has no covariates; --covariates applies to CSV files "
                          f"and to {', '.join(with_cov)}")
-    return datasets.load(src, covariates=cov)
+    return datasets.load(src, covariates=cov, **kwargs)
 
 
 def new_study(assignments: Sequence[tuple[str, Any]] | None) -> dict[str, Any] | None:
@@ -228,6 +254,38 @@ class FitResult:
         from metapool.models import run_info
 
         return list(run_info(self.draws).rerun_lines())
+
+
+def check_ratio_scale(data: MetaData) -> None:
+    """Raise InputError unless the effects are log odds or log risk ratios (``--transform exp``)."""
+    from metapool import effects
+
+    if not effects.is_log_scale(data.measure):
+        raise InputError(f"--transform exp needs log odds or log risk ratios (--measure OR or RR); these effects "
+                         f"are {data.measure or 'given directly'}")
+
+
+def ratio_table(table: pd.DataFrame, data: MetaData) -> pd.DataFrame | None:
+    """Quantiles and shortest intervals of the location parameters on the ratio scale (``--transform exp``).
+
+    For effects on the log scale (``data.measure`` ``OR`` or ``RR``), exp of a quantile is the
+    quantile of the ratio, and exp of the shortest interval's ends bounds an interval of the same
+    probability; means and sds do not carry over (E[exp g] != exp E[g]), so they are left out.
+    ``tau`` stays on the log scale. None when the measure has no back-transform.
+
+    Raises
+    ------
+    InputError
+        When the data's effects are not log odds or log risk ratios.
+    """
+    from metapool import effects
+
+    check_ratio_scale(data)
+    cols = [c for c in table.columns if c.startswith(("q", "hdi"))]
+    rows = [r for r in table.index if r != "tau"]
+    out = effects.back_transform(data.measure)(table.loc[rows, cols])
+    out.attrs["scale"] = effects.ratio_name(data.measure)
+    return out
 
 
 def describe_data(data: MetaData) -> str:

@@ -19,7 +19,7 @@ from metapool import effects
 from metapool.data import MetaData
 from metapool.errors import InputError
 
-__all__ = ["load", "load_frame", "list_datasets", "has_covariates", "eight_schools", "bcg", "seed_countries",
+__all__ = ["load", "load_frame", "list_datasets", "has_option", "eight_schools", "bcg", "seed_countries",
            "normand1999", "hine1989", "molloy2014"]
 
 _FILES = {
@@ -324,11 +324,11 @@ def load(name: str, **kwargs: Any) -> MetaData:
     return _LOADERS[_check_name(name)](**kwargs)
 
 
-def has_covariates(name: str) -> bool:
-    """Whether the bundled data set ``name`` can be loaded with ``covariates=`` (a meta-regression)."""
+def has_option(name: str, option: str) -> bool:
+    """Whether the bundled data set ``name``'s loader takes ``option`` (``"covariates"``, ``"measure"``)."""
     import inspect
 
-    return "covariates" in inspect.signature(_LOADERS[_check_name(name)]).parameters
+    return option in inspect.signature(_LOADERS[_check_name(name)]).parameters
 
 
 def _check_name(name: str) -> str:
