@@ -3,7 +3,8 @@
 ``build`` returns the ``pymc.Model`` (non-centred by default), ``sample`` runs NUTS (nutpie by
 default) and returns an ``xarray.DataTree`` in the layout the exact engine
 (``metapool.analytic``) also uses, ``summarize`` makes the shared summary table and
-``divergences`` counts divergent transitions. ``ModelSpec`` is the frozen description of the
+``divergences`` counts divergent transitions and ``run_info`` reads what a run did (divergences,
+reruns, target_accept, timings) as a typed :class:`RunInfo`. ``ModelSpec`` is the frozen description of the
 model behind ``build``.
 
 Names (docs/CONVENTIONS.md): dims ``study``, ``coef``; variables ``tau``, ``mu`` (intercept
@@ -19,6 +20,7 @@ from metapool.models.sampling import (
     sample,
     sample_prior_predictive,
 )
+from metapool.run_info import Attempt, RunInfo, run_info
 from metapool.models.spec import PARAMETERIZATIONS, ModelSpec, normalize_parameterization
 from metapool.models.summary import MCMC_COLUMNS, SUMMARY_COLUMNS, flat_draws, summarize
 
@@ -29,6 +31,9 @@ __all__ = [
     "sample_prior_predictive",
     "summarize",
     "divergences",
+    "run_info",
+    "RunInfo",
+    "Attempt",
     "flat_draws",
     "ModelSpec",
     "PARAMETERIZATIONS",
