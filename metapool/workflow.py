@@ -245,7 +245,11 @@ class FitResult:
         from metapool.models import run_info
 
         info = run_info(self.draws)
-        return f"{info.summary_line()} | {self.seconds:.1f} s"
+        more = f", {info.draws_requested} requested" if info.draws_requested not in (None, info.draws) else ""
+        retried = f" (raised automatically: {', '.join(info.retry_reasons)})" if info.reruns else ""
+        return (f"divergences: {info.divergences} | {info.chains} chains x {info.draws} draws (tune {info.tune}{more}), "
+                f"target_accept {info.target_accept:g}{retried}, {info.parameterization}, {info.sampler} | "
+                f"{self.seconds:.1f} s")
 
     def reruns(self) -> list[str]:
         """One line per automatic NUTS rerun (why, what changed, final draws); empty otherwise."""
@@ -253,7 +257,7 @@ class FitResult:
             return []
         from metapool.models import run_info
 
-        return list(run_info(self.draws).rerun_lines())
+        return list(run_info(self.draws).reruns_text())
 
 
 def check_ratio_scale(data: MetaData) -> None:
@@ -477,7 +481,7 @@ def run_manifest(argv: Sequence[str], result: FitResult | "ValidationResult",
         from metapool.models import divergences, run_info
 
         meta["divergences"] = divergences(result.draws)
-        meta["nuts"] = run_info(result.draws).as_dict()
+        meta["nuts"] = run_info(result.draws).to_attrs()
     return meta
 
 

@@ -3,8 +3,9 @@
 ``build`` returns the ``pymc.Model`` (non-centred by default), ``sample`` runs NUTS (nutpie by
 default) and returns an ``xarray.DataTree`` in the layout the exact engine
 (``metapool.analytic``) also uses, ``summarize`` makes the shared summary table and
-``divergences`` counts divergent transitions. ``pymc_tau`` / ``pymc_beta`` translate the
-shared priors into PyMC variables. ``ModelSpec`` (from the core, ``metapool.spec``) is the
+``divergences`` counts divergent transitions and ``run_info`` reads what a run did (divergences,
+reruns, target_accept, timings) as a typed :class:`RunInfo`. ``pymc_tau`` / ``pymc_beta`` translate
+the shared priors into PyMC variables. ``ModelSpec`` (from the core, ``metapool.spec``) is the
 frozen description of the model both engines work from.
 
 Names (docs/CONVENTIONS.md): dims ``study``, ``coef``; variables ``tau``, ``mu`` (intercept
@@ -21,6 +22,7 @@ from metapool.models.sampling import (
     sample,
     sample_prior_predictive,
 )
+from metapool.run_info import Attempt, RunInfo, run_info
 from metapool.spec import PARAMETERIZATIONS, ModelSpec, model_spec, normalize_parameterization
 from metapool.models.summary import MCMC_COLUMNS, SUMMARY_COLUMNS, flat_draws, summarize
 
@@ -33,6 +35,9 @@ __all__ = [
     "sample_prior_predictive",
     "summarize",
     "divergences",
+    "run_info",
+    "RunInfo",
+    "Attempt",
     "flat_draws",
     "ModelSpec",
     "model_spec",

@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 from metapool.data import MetaData
 from metapool.models.pymc_model import build_from_spec
 from metapool import layout
+from metapool.run_info import Attempt, RunInfo, treedepth_hits
 from metapool.spec import ModelSpec, model_spec
 from metapool.priors import BetaPrior, TauPrior
 
@@ -133,6 +134,19 @@ def _clean_sample_stats(ds: xr.Dataset) -> xr.Dataset:
 def _max_rhat(dt: xr.DataTree) -> float:
     rhat = az.rhat(dt["posterior"].to_dataset())
     return float(max(float(rhat[v].max()) for v in rhat.data_vars))
+
+
+def _versions(nuts_sampler: str) -> tuple[tuple[str, str], ...]:
+    """(package, version) of the packages that made the draws."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pkg in ("metapool", "pymc", "pytensor", *(("nutpie",) if nuts_sampler == "nutpie" else ()), "arviz", "numpy"):
+        try:
+            out.append((pkg, version(pkg)))
+        except PackageNotFoundError:
+            pass
+    return tuple(out)
 
 
 class _Attempt(NamedTuple):
@@ -261,20 +275,12 @@ def sample(
         (``y``), ``observed_data`` (``y``), ``constant_data`` (``se``, ``X``) and
         ``sample_stats`` (``diverging``, ``tree_depth``, ``energy``, ``step_size``, ...),
         with dims ``chain, draw`` first and coords ``study`` / ``coef``. The root and the
-        posterior carry the same attrs (plain numbers, strings and lists):
-
-        * ``engine`` ("nuts"), ``nuts_sampler``, ``parameterization``, ``tau_prior``,
-          ``beta_prior`` (spec strings), ``x_new``, ``seed`` (-1 when not an int), ``tune``,
-          ``chains``;
-        * ``target_accept`` and ``draws`` of the run kept, ``draws_requested``;
-        * ``retried`` (1 if a rerun was made automatically, else 0) and ``retry_reason``
-          (``""``, ``"divergences"``, ``"r_hat"`` or ``"divergences,r_hat"``);
-        * one entry per run: ``target_accept_attempts``, ``draws_attempts``,
-          ``divergences_attempts``, ``r_hat_max_attempts``;
-        * for the run kept: ``divergences``, ``r_hat_max``, ``ess_bulk_min`` (over every
-          posterior variable, ``z`` included);
-        * seconds: ``compile_time`` (model compilation, all runs), ``sampling_time`` (run
-          kept), ``sampling_time_total`` (all runs), ``wall_time`` (the whole call).
+        posterior carry the same attrs (plain numbers, strings and lists, kept by netCDF
+        files): the run facts of :class:`~metapool.models.RunInfo`, written by
+        :meth:`RunInfo.to_attrs` and read back, typed, by :func:`metapool.models.run_info`
+        (model and settings, ``target_accept`` and draws of every run and of the run kept, why
+        reruns were made, divergences, max tree depth hits, max R-hat, min bulk ESS, seconds,
+        package versions).
 
     Warns
     -----
@@ -346,45 +352,33 @@ def sample(
         )
 
     ess = az.ess(dt["posterior"].to_dataset(), method="bulk")
-    reasons = []
-    if any(a.divergences for a in attempts[:-1]):
-        reasons.append("divergences")
-    if any(a.draws > attempts[0].draws for a in attempts):
-        reasons.append("r_hat")
-    attrs = {
-        "engine": "nuts",
-        "nuts_sampler": nuts_sampler,
-        **{k: v for k, v in spec.describe().items() if k in ("parameterization", "tau_prior", "beta_prior", "x_new")},
-        "seed": int(seed) if isinstance(seed, (int, np.integer)) else -1,
-        "draws": int(kept.draws),
-        "draws_requested": int(draws),
-        "tune": int(tune),
-        "chains": int(chains),
-        "target_accept": float(kept.target_accept),
-        "retried": int(len(attempts) > 1),
-        "retry_reason": ",".join(reasons),
-        "target_accept_attempts": [float(a.target_accept) for a in attempts],
-        "draws_attempts": [int(a.draws) for a in attempts],
-        "divergences_attempts": [int(a.divergences) for a in attempts],
-        "r_hat_max_attempts": [float(a.r_hat_max) for a in attempts],
-        "divergences": int(kept.divergences),
-        "r_hat_max": float(kept.r_hat_max),
-        "ess_bulk_min": float(min(float(ess[v].min()) for v in ess.data_vars)),
-        "compile_time": float(sum(a.compile_time for a in attempts)),
-        "sampling_time": float(kept.sampling_time),
-        "sampling_time_total": float(sum(a.sampling_time for a in attempts)),
-        "wall_time": float(time.perf_counter() - t_start),
-    }
+    described = spec.describe()
+    info = RunInfo(
+        engine="nuts", sampler=nuts_sampler, parameterization=str(described["parameterization"]),
+        tau_prior=str(described["tau_prior"]), beta_prior=str(described["beta_prior"]),
+        x_new=tuple(float(v) for v in described["x_new"]),
+        seed=int(seed) if isinstance(seed, (int, np.integer)) else None,
+        chains=int(chains), tune=int(tune), draws_requested=int(draws), draws=int(kept.draws),
+        target_accept=float(kept.target_accept),
+        attempts=tuple(Attempt(float(a.target_accept), int(a.draws), int(a.divergences), float(a.r_hat_max))
+                       for a in attempts),
+        rhat_limit=RHAT_LIMIT, divergences=int(kept.divergences),
+        treedepth_hits=treedepth_hits(dt["sample_stats"].to_dataset()),
+        r_hat_max=float(kept.r_hat_max),
+        ess_bulk_min=float(min(float(ess[v].min()) for v in ess.data_vars)),
+        compile_time=float(sum(a.compile_time for a in attempts)),
+        sampling_time=float(kept.sampling_time),
+        sampling_time_total=float(sum(a.sampling_time for a in attempts)),
+        wall_time=float(time.perf_counter() - t_start),
+        versions=_versions(nuts_sampler),
+    )
+    attrs = info.to_attrs()
     dt.attrs.update(attrs)
     dt["posterior"].attrs.update(attrs)
 
     if len(attempts) > 1:
-        _log.info(
-            "metapool: reran NUTS automatically (%s): target_accept %s, draws %s, divergences %s; "
-            "kept target_accept=%s, draws=%d",
-            attrs["retry_reason"], attrs["target_accept_attempts"], attrs["draws_attempts"],
-            attrs["divergences_attempts"], kept.target_accept, kept.draws,
-        )
+        _log.info("metapool: reran NUTS automatically (kept target_accept=%s, draws=%d): %s",
+                  kept.target_accept, kept.draws, "; ".join(info.reruns_text()))
     if kept.divergences:
         warnings.warn(
             f"{kept.divergences} divergent transitions remain at target_accept={kept.target_accept} "

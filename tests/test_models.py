@@ -442,3 +442,40 @@ def test_prior_predictive_refuses_flat_priors(eight):
         mm.sample_prior_predictive(eight, "flat", "normal:0,1", draws=10)
     with pytest.raises(ValueError, match="mu prior 'flat'"):
         mm.sample_prior_predictive(eight, "halfnormal:1", None, draws=10)
+
+
+# ----------------------------------------------------------------------------- run facts
+def test_run_info_reads_the_fit_attrs(nuts_fit):
+    dt = nuts_fit("eight_schools", **CENTERED)
+    info = mm.run_info(dt)
+    assert isinstance(info, mm.RunInfo)
+    assert (info.engine, info.sampler, info.parameterization) == ("nuts", "nutpie", "centered")
+    assert (info.tau_prior, info.beta_prior, info.x_new) == ("flat", "flat", (1.0,))
+    assert (info.seed, info.chains, info.tune) == (nuts_fit.seed, 4, 1000)
+    assert info.draws == info.draws_requested == dt["posterior"].sizes["draw"] == 1000
+    assert info.target_accept == 0.8 and info.target_accept_attempts == (0.8,)
+    assert info.reruns == 0 and info.draws_doubled == 0 and info.reruns_text() == ()
+    assert info.divergences == mm.divergences(dt) > 0
+    assert info.attempts == (mm.Attempt(0.8, 1000, info.divergences, info.r_hat_max),)
+    depth = dt["sample_stats"]
+    flag = "maxdepth_reached" if "maxdepth_reached" in depth else None
+    want = int(depth[flag].values.sum()) if flag else int((depth["tree_depth"].values >= 10).sum())
+    assert info.treedepth_hits == want
+    assert info.r_hat_max == pytest.approx(max(float(v.max()) for v in az.rhat(dt["posterior"].to_dataset()).data_vars.values()))
+    assert info.rhat_limit == 1.01
+    assert 0 < info.sampling_time <= info.sampling_time_total < info.wall_time
+    assert dict(info.versions)["pymc"] == pm.__version__
+    # the record and the attrs are one pair of functions: attrs -> record -> attrs is the identity
+    assert mm.RunInfo.from_attrs(info.to_attrs()) == info
+    assert {k: dt.attrs[k] for k in info.to_attrs()} == info.to_attrs()
+    assert mm.run_info(xr.DataTree.from_dict({"posterior": dt["posterior"].to_dataset()})) == info
+
+
+def test_reruns_are_described_one_line_each():
+    info = mm.RunInfo(attempts=(mm.Attempt(0.8, 1000, 3, 1.0104), mm.Attempt(0.95, 2000, 0, 1.004)), rhat_limit=1.01)
+    assert info.reruns == 1 and info.draws_doubled == 1 and info.retry_reasons == ("divergences", "r_hat")
+    assert info.reruns_text() == ("rerun 1: 3 divergences at target_accept 0.8 -> target_accept 0.95; "
+                                  "draws 1000 -> 2000 because max r_hat 1.0104 > 1.01",)
+    again = mm.RunInfo.from_attrs(info.to_attrs())
+    assert again == info and info.to_attrs()["retry_reason"] == "divergences,r_hat"
+    assert mm.RunInfo.from_attrs({}) == mm.RunInfo()                  # draws without run facts

@@ -112,7 +112,9 @@ def test_negative_control_wrong_tau_prior_is_flagged(eight):
     res = sbc("exact", eight, TAU_PRIOR, BETA_PRIOR, n_reps=200, n_draws=L, seed=1, n_jobs=2,
               fit_tau_prior=HalfNormalTau(1.0))
     assert not res.passed
-    assert "tau" in [p for p, _ in res.failures]
+    (f,) = [f for f in res.failures if f.parameter == "tau"]
+    assert f.check == "ranks" and f.value == res.table.loc["tau", "p"] < f.limit == res.table.loc["tau", "p_min"]
+    assert f.get("mean_rank") == res.table.loc["tau", "mean_rank"] and f.get("test") == res.test
     assert res.table.loc["tau", "mean_rank"] > 0.8
     assert res.table.loc["tau", "ecdf_p"] < res.table.loc["tau", "p_min"]
     text = str(res)

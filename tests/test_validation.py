@@ -11,6 +11,7 @@ import dataclasses
 
 import arviz as az
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from scipy import stats
@@ -60,8 +61,9 @@ def _fake_fit(exact, seed: int = 1, posterior: dict | None = None, **stats_kw) -
     return xr.DataTree.from_dict(groups)
 
 
-def _reasons(report, parameter: str) -> list[str]:
-    return [why for p, why in report.failures if p == parameter]
+def _failures(report, parameter: str, check: str | None = None) -> list:
+    """The report's Failure records of one parameter (and check)."""
+    return [f for f in report.failures if f.parameter == parameter and (check is None or f.check == check)]
 
 
 # ----------------------------------------------------------------------------- multiplicity, KS
@@ -127,13 +129,16 @@ def test_biased_draws_fail_the_z_test(exact8):
     rep = compare(_fake_fit(exact8, posterior={"theta": shift}), exact8)
     assert not rep.passed
     assert rep.failed_parameters == ("theta[A]",)
-    reasons = _reasons(rep, "theta[A]")
-    assert any(r.startswith("mean: z = +") for r in reasons), reasons
+    (f,) = _failures(rep, "theta[A]", "z_mean")
+    assert f.value == rep.table.loc["theta[A]", "z_mean"] > f.limit == rep.thresholds["z_crit"]
+    assert (f.get("estimate"), f.get("exact"), f.get("mcse")) == tuple(
+        rep.table.loc["theta[A]", ["mcmc_mean", "exact_mean", "mcse_mean"]])
+    assert f.message.startswith("mean: z = +")
     assert rep.table.loc["theta[A]", "z_mean"] > 8      # 0.25 sd / (sd / sqrt(2000)) ~ 11
     assert not rep.table.loc["theta[A]", "passed"] and rep.table.loc["theta[B]", "passed"]
     # a threshold above the largest |z| lets it through
     loose = compare(_fake_fit(exact8, posterior={"theta": shift}), exact8, z_threshold=30.0)
-    assert "theta[A]" not in [p for p, why in loose.failures if "z =" in why]
+    assert not [f for f in loose.failures if f.parameter == "theta[A]" and f.check.startswith("z_")]
 
 
 def test_rhat_above_threshold_fails(exact8):
@@ -146,10 +151,12 @@ def test_rhat_above_threshold_fails(exact8):
     assert 1.04 < rhat < 1.07
     rep = compare(dt, exact8)
     assert not rep.passed
-    assert any(r.startswith("r_hat = 1.0") and "> 1.01" in r for r in _reasons(rep, "mu"))
+    (f,) = _failures(rep, "mu", "r_hat")
+    assert f.value == pytest.approx(rhat) and f.limit == 1.01 and f.value > f.limit
+    assert f.message.startswith("r_hat = 1.0") and f.message.endswith("> 1.01")
     assert rep.table.loc["mu", "r_hat"] == pytest.approx(rhat)
     ok = compare(dt, exact8, rhat_max=1.1)
-    assert not any("r_hat" in r for r in _reasons(ok, "mu"))
+    assert not _failures(ok, "mu", "r_hat")
 
 
 def test_a_single_divergence_fails(exact8):
@@ -160,7 +167,9 @@ def test_a_single_divergence_fails(exact8):
     assert not rep.passed
     assert rep.divergences == 1
     assert rep.failed_parameters == ("sampler",)
-    assert "1 divergent transition (per chain 0, 0, 1, 0) > 0" in _reasons(rep, "sampler")[0]
+    (f,) = _failures(rep, "sampler")
+    assert (f.check, f.value, f.limit, f.get("per_chain")) == ("divergences", 1, 0, (0, 0, 1, 0))
+    assert f.message.startswith("1 divergent transition (per chain 0, 0, 1, 0) > 0")
     assert compare(dt, exact8, max_divergences=1).passed
 
 
@@ -172,7 +181,10 @@ def test_low_ebfmi_fails(exact8):
     rep = compare(dt, exact8)
     assert not rep.passed and rep.failed_parameters == ("sampler",)
     assert rep.bfmi == pytest.approx(tuple(bfmi))
-    assert "E-BFMI below 0.3 in chain(s) 0 (" in _reasons(rep, "sampler")[0]
+    (f,) = _failures(rep, "sampler")
+    assert f.check == "bfmi" and f.limit == 0.3 and f.value == pytest.approx(bfmi.min()) and f.value < 0.3
+    assert [i for i, _ in f.get("chains")] == list(range(CHAINS))
+    assert f.message.startswith("E-BFMI below 0.3 in chain(s) 0 (")
     # white-noise energies have E-BFMI near 2
     assert all(b > 1.5 for b in compare(_fake_fit(exact8), exact8).bfmi)
 
@@ -180,7 +192,9 @@ def test_low_ebfmi_fails(exact8):
 def test_too_few_effective_draws_fail(exact8):
     rep = compare(_fake_fit(exact8), exact8, min_ess=5000)   # 2000 independent draws
     assert not rep.passed
-    assert any(r.startswith("ess_bulk = ") and "< 5000" in r for r in _reasons(rep, "tau"))
+    (f,) = _failures(rep, "tau", "ess_bulk")
+    assert f.limit == 5000 and f.value == rep.table.loc["tau", "ess_bulk"] < 5000
+    assert f.message.startswith("ess_bulk = ") and "< 5000" in f.message
 
 
 def test_treedepth_hits_are_reported_not_failed(exact8):
@@ -202,7 +216,9 @@ def test_wrong_distribution_fails_the_pit_test(exact8):
         return xr.where(da.study == "B", xr.DataArray(fake, dims=("chain", "draw")), da)
     rep = compare(_fake_fit(exact8, posterior={"theta": widen}), exact8)
     assert rep.failed_parameters == ("theta[B]",)
-    assert any(r.startswith("PIT KS distance") for r in _reasons(rep, "theta[B]"))
+    (f,) = _failures(rep, "theta[B]", "pit")
+    assert f.value == rep.table.loc["theta[B]", "pit_p"] < f.limit == rep.thresholds["pit_p_min"]
+    assert f.get("ks") == rep.table.loc["theta[B]", "pit_ks"] and f.message.startswith("PIT KS distance")
     assert rep.table.loc["theta[B]", "pit_p"] < rep.thresholds["pit_p_min"]
     assert rep.table.loc["theta[B]", "wasserstein_sd"] > rep.table.drop("theta[B]")["wasserstein_sd"].max()
 
@@ -227,7 +243,9 @@ def test_draws_from_another_prior_fail_the_setup(exact8, eight):
     other = analytic.fit(eight, HalfNormalTau(5.0))
     rep = compare(_fake_fit(other), exact8)
     assert not rep.passed
-    assert any("tau_prior of the draws is 'halfnormal:5'" in r for r in _reasons(rep, "setup"))
+    (f,) = _failures(rep, "setup")
+    assert (f.check, f.value, f.limit) == ("tau_prior", "halfnormal:5", "flat")
+    assert f.message == "tau_prior of the draws is 'halfnormal:5' but the exact posterior used 'flat'"
 
 
 def test_failing_report_names_every_failed_parameter_and_why(exact8):
@@ -238,9 +256,12 @@ def test_failing_report_names_every_failed_parameter_and_why(exact8):
     text = str(rep)
     assert text.startswith("metapool validation: ")
     assert "FAILED" in text and "PASSED" not in text
-    for p, why in rep.failures:
-        assert f"{p}: {why}" in text
+    for f in rep.failures:
+        assert f"  {f.parameter}: {f.message}\n" in text
     assert {"sampler", "tau"} <= set(rep.failed_parameters)
+    div = _failures(rep, "sampler", "divergences")[0]
+    assert div.value == 3 and div.limit == 0
+    assert _failures(rep, "tau", "z_mean")[0].value > rep.thresholds["z_crit"]
     assert "3 divergent transitions" in text
     assert "tau: mean: z = +" in text
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -253,13 +274,16 @@ def test_centered_eight_schools_fails(nuts_fit, exact8):
     rep = compare(dt, exact8)
     assert not rep.passed
     assert rep.divergences > 0
-    assert any("divergent transitions" in r for r in _reasons(rep, "sampler"))
+    (div,) = _failures(rep, "sampler", "divergences")
+    assert div.value == rep.divergences > div.limit == 0
     # the funnel biases tau: its quantiles sit far outside the Monte Carlo error, R-hat is high
     tau = rep.table.loc["tau"]
     assert tau["max_abs_z"] > rep.thresholds["z_crit"]
     assert tau["mcmc_q2.5"] > tau["exact_q2.5"]          # too few small values of tau
     assert tau["r_hat"] > 1.01
     assert rep.failed_parameters[:2] == ("sampler", "tau")
+    q = _failures(rep, "tau", "z_q2.5")[0]
+    assert q.value == tau["z_q2.5"] > q.limit == rep.thresholds["z_crit"]
     assert "tau: quantile q2.5: z = +" in str(rep)
 
 
@@ -297,7 +321,49 @@ def test_check_analytic_meta_regression_and_a_report_that_must_fail():
     assert {"beta[Intercept]", "beta[ablat]"} <= set(rep.table.index)
     strict = check_analytic(bcg, HalfNormalTau(1.0), draws=500, diff_tol=1e-30)
     assert not strict.passed
-    assert all("changes by" in why for _, why in strict.failures)
-    assert "FAILED" in str(strict) and strict.failures[0][0] in str(strict)
+    assert all(f.check.startswith("change_") and f.value > f.limit == 1e-30 for f in strict.failures)
+    first = strict.failures[0]
+    col = first.check[len("change_"):]
+    assert first.value == strict.relative_differences.at[first.parameter, col]
+    assert first.get("difference") == strict.differences.at[first.parameter, col]
+    assert "FAILED" in str(strict) and f"  {first.parameter}: {first.message}" in str(strict)
     with pytest.raises(ValueError):
         check_analytic(bcg, rtol=1e-8, fine_rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- verdict records
+def test_values_print_apart_from_their_limits():
+    from metapool.numfmt import format_pair
+
+    assert format_pair(1.0104, 1.01, 3, "f", limit_format="g") == ("1.0104", "1.01")
+    assert format_pair(1.2345, 1.01, 3, "f", limit_format="g") == ("1.234", "1.01")
+    assert format_pair(4.90004, 4.9, 2, "f") == ("4.90004", "4.90000")
+    assert format_pair(0.0099996, 0.01, 2, "g") == ("0.0099996", "0.01")
+    # the printed order is the true order even when rounding would flip it
+    v, lim = format_pair(1.00999, 1.01, 2, "f", limit_format="g")
+    assert float(v) < float(lim)
+
+
+def test_failure_records_render_todays_text():
+    from metapool.validation.verdict import Failure, Rule, check, verdict
+
+    f = Failure("mu", "r_hat", 1.0104, 1.01)
+    assert f.message == "r_hat = 1.0104 > 1.01" and str(f) == "mu: r_hat = 1.0104 > 1.01"
+    z = Failure("tau", "z_q2.5", 4.9012, 4.9011, (("estimate", 1.5), ("exact", 1.0), ("mcse", 0.1)))
+    assert z.message == "quantile q2.5: z = +4.9012 (draws 1.5 vs exact 1, mcse 0.1; |z| > 4.9011)"
+    table = pd.DataFrame({"r_hat": [1.0, np.nan, 1.02], "z_mean": [0.5, np.nan, -6.0],
+                          "mcmc_mean": [1.0, 2.0, 3.0], "exact_mean": [1.0, 2.0, 2.5], "mcse_mean": [1, 1, 0.1]},
+                         index=pd.Index(["a", "b", "c"], name="parameter"))
+    from metapool.validation.verdict import z_rules
+
+    fails = verdict(table, [*z_rules(table, 4.0), Rule("r_hat", "r_hat", 1.01, missing_fails=True)])
+    assert [(f.parameter, f.check, f.value, f.limit) for f in fails[:1]] == [("b", "r_hat", fails[0].value, 1.01)]
+    assert np.isnan(fails[0].value)                      # a missing R-hat fails, a missing z is no test
+    assert [(f.parameter, f.check, f.value, f.limit) for f in fails[1:]] == [("c", "z_mean", -6.0, 4.0),
+                                                                             ("c", "r_hat", 1.02, 1.01)]
+    assert fails[1].get("estimate") == 3.0 and fails[1].message.startswith("mean: z = -6.00 (draws 3 vs exact 2.5")
+    assert check("sampler", "divergences", 0, 0) is None
+    d = check("sampler", "divergences", 2, 0, per_chain=(1, 1))
+    assert d.message == "2 divergent transitions (per chain 1, 1) > 0: the sampler missed part of the posterior"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.value = 0  # type: ignore[misc]

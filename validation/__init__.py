@@ -6,12 +6,17 @@
   own independent draws (:class:`AnalyticCheckReport`).
 * :func:`sbc` - simulation-based calibration of either engine (:class:`SBCResult`).
 
+Every report has ``passed`` and ``failures``: :class:`Failure` records (parameter, check, value,
+limit; ``message`` is the text the report prints), decided by one verdict
+(:mod:`metapool.validation.verdict`).
+
 Figures of the comparison: :func:`metapool.plots.plot_compare_densities`.
 """
 
 from metapool.validation.compare import ComparisonReport, compare, sampler_diagnostics
 from metapool.validation.analytic_check import AnalyticCheckReport, check_analytic
 from metapool.validation.sbc import SBCResult, sbc, rank_uniformity
+from metapool.validation.verdict import Failure
 
 __all__ = [
     "compare",
@@ -22,4 +27,5 @@ __all__ = [
     "sbc",
     "SBCResult",
     "rank_uniformity",
+    "Failure",
 ]

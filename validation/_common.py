@@ -210,23 +210,6 @@ def z_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c.startswith("z_")]
 
 
-def z_failures(table: pd.DataFrame, z_crit: float) -> list[tuple[str, str]]:
-    """(parameter, reason) for every |z| above z_crit, naming the estimate and its MCSE."""
-    out = []
-    for name, row in table.iterrows():
-        for col in z_columns(table):
-            z = row[col]
-            if np.isnan(z):
-                continue
-            if abs(z) > z_crit:
-                what = col[2:]
-                stat = "mean" if what == "mean" else f"quantile {what}"
-                out.append((str(name), f"{stat}: z = {z:+.2f} (draws {_g(row['mcmc_' + what])} vs exact "
-                                       f"{_g(row['exact_' + what])}, mcse {_g(row['mcse_' + what])}; "
-                                       f"|z| > {z_crit:.2f})"))
-    return out
-
-
 def count_z_tests(table: pd.DataFrame) -> int:
     """Number of z tests a table holds (cells where both the exact value and the MCSE exist)."""
     cols = z_columns(table)

@@ -12,14 +12,21 @@ import pandas as pd
 from metapool.data import MetaData
 from metapool.validation._common import (
     DEFAULT_QUANTILES,
-    count_z_tests,
     draws_table,
     flat_posterior,
     format_report_table,
-    sidak_alpha,
-    z_critical,
-    z_failures,
     _exact_summary,
+)
+from metapool.validation.verdict import (
+    Failure,
+    check,
+    draw_limits,
+    failed_parameters,
+    failure_lines,
+    passed_column,
+    pit_rule,
+    verdict,
+    z_rules,
 )
 
 __all__ = ["check_analytic", "AnalyticCheckReport"]
@@ -48,8 +55,10 @@ class AnalyticCheckReport:
         Largest entries of the two difference tables.
     error_estimate, fine_error_estimate : float
         The engine's own error estimates at the two tolerances.
-    failures : tuple of (str, str)
-        (parameter or ``"quadrature"``, reason) for every failed check.
+    failures : tuple of Failure
+        Every failed check (:class:`~metapool.validation.verdict.Failure`): ``change_COLUMN``
+        (quadrature change of a summary in posterior sds, limit ``diff_tol``), ``z_mean`` /
+        ``z_qP`` (limit ``z_crit``) and ``pit`` (limit ``pit_p_min``).
     notes : tuple of str
     thresholds : Mapping[str, float]
         ``diff_tol``, ``z_crit``, ``n_z_tests``, ``pit_p_min``, ``n_pit_tests``, ``alpha``,
@@ -64,7 +73,7 @@ class AnalyticCheckReport:
     max_relative_difference: float
     error_estimate: float
     fine_error_estimate: float
-    failures: tuple[tuple[str, str], ...]
+    failures: tuple[Failure, ...]
     notes: tuple[str, ...]
     thresholds: Mapping[str, float]
     draws: int
@@ -74,6 +83,11 @@ class AnalyticCheckReport:
     def passed(self) -> bool:
         """True when no check failed."""
         return not self.failures
+
+    @property
+    def failed_parameters(self) -> tuple[str, ...]:
+        """Parameters with at least one failure, in report order."""
+        return failed_parameters(self.failures)
 
     def __repr__(self) -> str:
         return (f"AnalyticCheckReport(passed={self.passed}, failures={len(self.failures)}, "
@@ -90,9 +104,7 @@ class AnalyticCheckReport:
             f"  own draws: {self.chains} x {self.draws} independent draws; |z| <= {t['z_crit']:.2f} over "
             f"{int(t['n_z_tests'])} means and quantiles, PIT KS p >= {t['pit_p_min']:.2g}",
         ]
-        if self.failures:
-            lines.append("failures:")
-            lines += [f"  {p}: {why}" for p, why in self.failures]
+        lines += failure_lines(self.failures)
         if self.notes:
             lines.append("notes:")
             lines += [f"  {n}" for n in self.notes]
@@ -200,7 +212,7 @@ def check_analytic(
     diff_tol = 10.0 * rtol if diff_tol is None else float(diff_tol)
     qs = tuple(float(q) for q in quantiles)
     notes: list[str] = []
-    failures: list[tuple[str, str]] = []
+    failures: list[Failure] = []
     coarse = _fit(fit, data, tau_prior, beta_prior, rtol, x_new, notes)
     fine = _fit(fit, data, tau_prior, beta_prior, fine_rtol, x_new, notes)
 
@@ -212,10 +224,11 @@ def check_analytic(
     max_abs = float(np.nanmax(diff.abs().to_numpy())) if np.isfinite(diff.to_numpy()).any() else 0.0
     max_rel = float(np.nanmax(rel.to_numpy())) if np.isfinite(rel.to_numpy()).any() else 0.0
     for n, r in rel.iterrows():
-        bad = r[r > diff_tol]
-        for col, v in bad.items():
-            failures.append((str(n), f"{col} changes by {v:.3g} posterior sds ({diff.at[n, col]:+.3g}) between "
-                                     f"rtol={rtol:g} and {fine_rtol:g} (> {diff_tol:g})"))
+        for col, v in r.items():
+            f = check(str(n), f"change_{col}", float(v), diff_tol, missing_fails=False,
+                      difference=float(diff.at[n, col]), rtol=float(rtol), fine_rtol=float(fine_rtol))
+            if f is not None:
+                failures.append(f)
     nan_moments = [str(n) for n in s_f.index if not np.isfinite(s_f.at[n, "mean"])]
     if nan_moments:
         notes.append(f"no posterior mean for {', '.join(nan_moments)} (heavy tail): those cells are NaN and "
@@ -225,19 +238,11 @@ def check_analytic(
     flat = flat_posterior(coarse.sample(draws=draws, chains=chains, seed=seed))
     ex = s_c if qs == DEFAULT_QUANTILES else _exact_summary(coarse, qs)
     table = draws_table(flat, coarse, qs, exact_summary=ex)
-    n_z = count_z_tests(table)
-    z_crit = z_critical(z_threshold, n_z)
-    n_pit = int(np.isfinite(table["pit_p"]).sum())
-    pit_min = sidak_alpha(alpha, n_pit)
+    n_z, z_crit, n_pit, pit_min = draw_limits(table, z_threshold, alpha)
     zc = [c for c in table.columns if c.startswith("z_")]
     table["max_abs_z"] = table[zc].abs().max(axis=1, skipna=True)
-    draw_fail = z_failures(table, z_crit)
-    for n, row in table.iterrows():
-        if np.isfinite(row["pit_p"]) and row["pit_p"] < pit_min:
-            draw_fail.append((str(n), f"PIT KS distance {row['pit_ks']:.3f}: p = {row['pit_p']:.2g} < {pit_min:.2g} "
-                                      "(draws not distributed as the exact CDF)"))
-    bad = {p for p, _ in draw_fail}
-    table["passed"] = [str(n) not in bad for n in table.index]
+    draw_fail = verdict(table, [*z_rules(table, z_crit), pit_rule(pit_min, with_n_eff=False)], reference="CDF")
+    table["passed"] = passed_column(table, draw_fail)
     failures += draw_fail
 
     thresholds = {

@@ -14,16 +14,25 @@ from scipy import stats
 
 from metapool.validation._common import (
     DEFAULT_QUANTILES,
-    count_z_tests,
     draws_table,
     flat_posterior,
     format_report_table,
-    sidak_alpha,
-    z_critical,
     z_family_alpha,
-    z_failures,
     _exact_summary,
 )
+from metapool.validation.verdict import (
+    Failure,
+    Rule,
+    check,
+    draw_limits,
+    failed_parameters,
+    failure_lines,
+    passed_column,
+    pit_rule,
+    verdict,
+    z_rules,
+)
+from metapool.run_info import MAX_TREEDEPTH, RunInfo, run_info, treedepth_hits
 
 __all__ = ["compare", "ComparisonReport", "sampler_diagnostics"]
 
@@ -33,9 +42,6 @@ PIT_ALPHA: float = 0.01
 RHAT_MAX: float = 1.01
 BFMI_MIN: float = 0.3
 MIN_ESS_PER_CHAIN: float = 100.0
-#: The NUTS default maximum tree depth (nutpie and PyMC): depth >= this counts as a hit when
-#: the sampler does not record the flag itself.
-MAX_TREEDEPTH: int = 10
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,8 +60,9 @@ class ComparisonReport:
         distance, as :func:`arviz.wasserstein` computes it per marginal, between the draws and
         as many independent exact draws, divided by the exact sd), ``max_abs_z`` and
         ``passed`` (bool).
-    failures : tuple of (str, str)
-        (parameter or ``"sampler"`` / ``"setup"``, reason) for every failed check.
+    failures : tuple of Failure
+        Every failed check (:class:`~metapool.validation.verdict.Failure`: parameter or
+        ``"sampler"`` / ``"setup"``, check, value, limit; ``message`` is its text).
     notes : tuple of str
         Things the reader should know that are not failures (skipped tests, retries).
     thresholds : Mapping[str, float]
@@ -75,7 +82,7 @@ class ComparisonReport:
     """
 
     table: pd.DataFrame
-    failures: tuple[tuple[str, str], ...]
+    failures: tuple[Failure, ...]
     notes: tuple[str, ...]
     thresholds: Mapping[str, float]
     divergences: int | None
@@ -94,13 +101,21 @@ class ComparisonReport:
     @property
     def failed_parameters(self) -> tuple[str, ...]:
         """Parameters (and ``sampler`` / ``setup``) with at least one failure, in report order."""
-        return tuple(dict.fromkeys(p for p, _ in self.failures))
+        return failed_parameters(self.failures)
 
     def __repr__(self) -> str:
         return (f"ComparisonReport({self.label!r}, passed={self.passed}, failures={len(self.failures)}, "
                 f"parameters={len(self.table)}, draws={self.chains}x{self.draws})")
 
     def __str__(self) -> str:
+        return self.text()
+
+    def brief(self, rows: Sequence[str], more: str = "") -> str:
+        """The report with its table cut to ``rows`` (those present), then a line counting the rest."""
+        return self.text(rows, more)
+
+    def text(self, rows: Sequence[str] | None = None, more: str = "") -> str:
+        """The report as printed: verdict, thresholds, sampler facts, failures, notes, table (``rows`` only)."""
         t = self.thresholds
         verdict = "PASSED" if self.passed else f"FAILED ({len(self.failures)} problem{'s' * (len(self.failures) != 1)})"
         lines = [f"metapool validation: {self.label}: {verdict}",
@@ -117,16 +132,18 @@ class ComparisonReport:
             bf = "n/a" if self.bfmi is None else " ".join(f"{b:.2f}" for b in self.bfmi)
             lines.append(f"  sampler: {self.divergences} divergent transitions, {self.treedepth_hits} max tree depth "
                          f"hits, E-BFMI per chain: {bf}")
-        if self.failures:
-            lines.append("failures:")
-            lines += [f"  {p}: {why}" for p, why in self.failures]
+        lines += failure_lines(self.failures)
         if self.notes:
             lines.append("notes:")
             lines += [f"  {n}" for n in self.notes]
         cols = ["exact_mean", "mcmc_mean", "z_mean", "max_abs_z", "ess_bulk", "ess_tail", "r_hat", "pit_p",
                 "wasserstein_sd"]
-        status = self.table["passed"].map({True: "ok", False: "FAIL"}) if "passed" in self.table else None
-        lines.append(format_report_table(self.table, cols, status))
+        table = self.table if rows is None else self.table.loc[[r for r in rows if r in self.table.index]]
+        status = table["passed"].map({True: "ok", False: "FAIL"}) if "passed" in table else None
+        lines.append(format_report_table(table, cols, status))
+        hidden = len(self.table) - len(table)
+        if hidden:
+            lines.append(f"({hidden} more rows{': ' + more if more else ''})")
         return "\n".join(lines)
 
 
@@ -163,15 +180,7 @@ def sampler_diagnostics(dt: xr.DataTree, max_treedepth: int = MAX_TREEDEPTH) -> 
         per_chain = np.asarray(ss["diverging"].astype(bool).sum("draw").values).ravel()
         out["divergences_per_chain"] = tuple(int(v) for v in per_chain)
         out["divergences"] = int(per_chain.sum())
-    for flag in ("maxdepth_reached", "reached_max_treedepth"):
-        if flag in ss:
-            out["treedepth_hits"] = int(np.asarray(ss[flag].values, dtype=bool).sum())
-            break
-    else:
-        for depth in ("tree_depth", "depth"):
-            if depth in ss:
-                out["treedepth_hits"] = int((np.asarray(ss[depth].values) >= max_treedepth).sum())
-                break
+    out["treedepth_hits"] = treedepth_hits(ss, max_treedepth)
     if "energy" in ss:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -182,29 +191,26 @@ def sampler_diagnostics(dt: xr.DataTree, max_treedepth: int = MAX_TREEDEPTH) -> 
 
 
 # ----------------------------------------------------------------------------- compare
-def _attr(dt, key):
-    for src in (getattr(dt, "attrs", {}), dt["posterior"].attrs if "posterior" in dt.children else {}):
-        if key in src:
-            return src[key]
-    return None
-
-
-def _setup_failures(dt: xr.DataTree, exact) -> tuple[list[tuple[str, str]], list[str]]:
-    fails, notes = [], []
+def _setup_failures(dt: xr.DataTree, info: RunInfo, exact) -> list[Failure]:
+    """Draws and exact posterior must describe the same data, priors and new study."""
+    fails = []
     if "observed_data" in dt.children and "y" in dt["observed_data"].data_vars:
         y = np.asarray(dt["observed_data"]["y"].values, dtype=float).ravel()
-        if y.shape != exact.data.y.shape or not np.allclose(y, exact.data.y, rtol=1e-12, atol=0):
-            fails.append(("setup", "the draws were fitted to other effects (observed_data.y) than the exact posterior"))
-    x_new = _attr(dt, "x_new")
-    if x_new is not None and np.size(x_new) == np.size(exact.x_new) and not np.allclose(
-            np.asarray(x_new, dtype=float).ravel(), exact.x_new, rtol=1e-9, atol=1e-12):
-        fails.append(("setup", f"theta_new of the draws is at x_new = {list(np.ravel(x_new))} but the exact "
-                               f"posterior's at {list(exact.x_new)}"))
-    for key, prior in (("tau_prior", exact.tau_prior), ("beta_prior", exact.beta_prior)):
-        spec = _attr(dt, key)
+        if y.shape != exact.data.y.shape:
+            fails.append(Failure("setup", "observed_data", float("nan"), 1e-12, (("shape", y.shape),)))
+        elif not np.allclose(y, exact.data.y, rtol=1e-12, atol=0):
+            rel = float(np.max(np.abs(y - exact.data.y) / np.maximum(np.abs(exact.data.y), 1e-300)))
+            fails.append(Failure("setup", "observed_data", rel, 1e-12))
+    x_new = info.x_new
+    if x_new is not None and len(x_new) == np.size(exact.x_new) and not np.allclose(
+            np.asarray(x_new, dtype=float), exact.x_new, rtol=1e-9, atol=1e-12):
+        fails.append(Failure("setup", "x_new", tuple(float(v) for v in x_new),
+                             tuple(float(v) for v in exact.x_new)))
+    for key, spec, prior in (("tau_prior", info.tau_prior, exact.tau_prior),
+                             ("beta_prior", info.beta_prior, exact.beta_prior)):
         if spec is not None and str(spec) != prior.spec:
-            fails.append(("setup", f"{key} of the draws is {spec!r} but the exact posterior used {prior.spec!r}"))
-    return fails, notes
+            fails.append(Failure("setup", key, str(spec), prior.spec))
+    return fails
 
 
 def _wasserstein_sd(flat: xr.Dataset, ref: xr.Dataset, scale: pd.Series) -> pd.Series:
@@ -334,7 +340,9 @@ def compare(
     chains, draws = int(flat.sizes["chain"]), int(flat.sizes["draw"])
     min_ess = MIN_ESS_PER_CHAIN * chains if min_ess is None else float(min_ess)
 
-    failures, notes = _setup_failures(nuts_result, exact)
+    info = run_info(nuts_result)
+    failures: list[Failure | None] = list(_setup_failures(nuts_result, info, exact))
+    notes: list[str] = []
     ex = _exact_summary(exact, qs)
     table = draws_table(flat, exact, qs, exact_summary=ex)
 
@@ -346,11 +354,8 @@ def compare(
         scale[n] = (q75 - q25) / 1.349
     table["wasserstein_sd"] = _wasserstein_sd(flat, ref, scale)
 
-    # ----- thresholds
-    n_z = count_z_tests(table)
-    z_crit = z_critical(z_threshold, n_z)
-    n_pit = int(np.isfinite(table["pit_p"]).sum())
-    pit_min = sidak_alpha(pit_alpha, n_pit)
+    # ----- thresholds and the per-parameter verdict
+    n_z, z_crit, n_pit, pit_min = draw_limits(table, z_threshold, pit_alpha)
     zc = [c for c in table.columns if c.startswith("z_")]
     table["max_abs_z"] = table[zc].abs().max(axis=1, skipna=True)
 
@@ -359,51 +364,36 @@ def compare(
         notes.append(f"mean z skipped for {', '.join(no_mean)}: the exact posterior mean does not exist "
                      "(heavy tail); quantiles are still compared")
 
-    per_param: dict[str, list[tuple[str, str]]] = {str(n): [] for n in table.index}
-    for p, why in z_failures(table, z_crit):
-        per_param[p].append((p, why))
-    for n, row in table.iterrows():
-        n = str(n)
-        if not row["r_hat"] <= rhat_max:
-            per_param[n].append((n, f"r_hat = {row['r_hat']:.3f} > {rhat_max:g}"))
-        for kind in ("bulk", "tail"):
-            e = row[f"ess_{kind}"]
-            if not e >= min_ess:
-                per_param[n].append((n, f"ess_{kind} = {e:.0f} < {min_ess:g}: too few effective draws to trust the MCSE"))
-        if np.isfinite(row["pit_p"]) and row["pit_p"] < pit_min:
-            per_param[n].append((n, f"PIT KS distance {row['pit_ks']:.3f} with n_eff {row['pit_n_eff']:.0f}: "
-                                    f"p = {row['pit_p']:.2g} < {pit_min:.2g} (draws not distributed as the exact posterior)"))
-    param_failures = [f for fs in per_param.values() for f in fs]
-    table["passed"] = [not per_param[str(n)] for n in table.index]
+    rules = [*z_rules(table, z_crit), Rule("r_hat", "r_hat", float(rhat_max), "upper", missing_fails=True),
+             Rule("ess_bulk", "ess_bulk", min_ess, "lower", missing_fails=True),
+             Rule("ess_tail", "ess_tail", min_ess, "lower", missing_fails=True), pit_rule(pit_min)]
+    param_failures = verdict(table, rules, reference="posterior")
+    table["passed"] = passed_column(table, param_failures)
 
     # ----- sampler
     sd = sampler_diagnostics(nuts_result, max_treedepth)
     if sd["divergences"] is None:
         notes.append("no sample_stats: divergences, tree depth and E-BFMI not checked")
     else:
-        if sd["divergences"] > max_divergences:
-            nd = sd["divergences"]
-            failures.append(("sampler", f"{nd} divergent transition{'s' * (nd != 1)} (per chain "
-                                        f"{', '.join(map(str, sd['divergences_per_chain']))}) > {max_divergences}: "
-                                        "the sampler missed part of the posterior"))
+        failures.append(check("sampler", "divergences", int(sd["divergences"]), int(max_divergences),
+                              per_chain=sd["divergences_per_chain"]))
         if sd["treedepth_hits"]:
             notes.append(f"{sd['treedepth_hits']} transitions hit the maximum tree depth (inefficient, not biased)")
         if sd["bfmi"] is None:
             notes.append("no energy in sample_stats: E-BFMI not checked")
         else:
-            low = [(i, b) for i, b in enumerate(sd["bfmi"]) if not b >= bfmi_min]
+            low = tuple((i, b) for i, b in enumerate(sd["bfmi"]) if not b >= bfmi_min)
             if low:
-                failures.append(("sampler", "E-BFMI below " + f"{bfmi_min:g} in chain(s) "
-                                 + ", ".join(f"{i} ({b:.2f})" for i, b in low)))
-    tried = _attr(nuts_result, "divergences_attempts")
-    if tried is not None and np.size(tried) > 1:
-        ta = [float(v) for v in np.atleast_1d(_attr(nuts_result, "target_accept_attempts") or [])]
-        notes.append(f"the sampler was rerun (target_accept {', '.join(f'{v:g}' for v in ta)}; divergences "
-                     f"{', '.join(str(int(v)) for v in np.atleast_1d(tried))}); the last run is compared")
-    failures = failures + param_failures
+                failures.append(Failure("sampler", "bfmi", min(b for _, b in low), float(bfmi_min),
+                                        (("chains", low),)))
+    if info.reruns:
+        notes.append(f"the sampler was rerun (target_accept {', '.join(f'{v:g}' for v in info.target_accept_attempts)}"
+                     f"; divergences {', '.join(str(a.divergences) for a in info.attempts)}); the last run is "
+                     "compared: " + "; ".join(info.reruns_text()))
+    failures = [f for f in failures if f is not None] + list(param_failures)
     if label is None:
-        par = _attr(nuts_result, "parameterization")
-        eng = _attr(nuts_result, "engine") or ("NUTS" if sd["divergences"] is not None else "draws")
+        par = info.parameterization
+        eng = info.engine or ("NUTS" if sd["divergences"] is not None else "draws")
         eng = "NUTS" if str(eng).lower() == "nuts" else str(eng)
         label = f"{eng}{f' ({par})' if par else ''} vs exact"
     thresholds = {

@@ -15,7 +15,9 @@ import pandas as pd
 from scipy import special, stats
 
 from metapool.data import MetaData
+from metapool.run_info import run_info
 from metapool.validation._common import flat_posterior, sidak_alpha
+from metapool.validation.verdict import Failure, Rule, failure_lines, passed_column, verdict
 
 __all__ = ["sbc", "SBCResult", "rank_uniformity", "ecdf_uniformity_test", "chi2_uniformity_test"]
 
@@ -188,8 +190,15 @@ def rank_uniformity(
         c2, pc, df = chi2_uniformity_test(r[:, k], n_draws)
         p = {"ecdf": pe, "chi2": pc, "both": min(pe, pc)}[test]
         rows.append({"ecdf_gamma": g, "ecdf_p": pe, "chi2": c2, "chi2_df": df, "chi2_p": pc,
-                     "mean_rank": float(r[:, k].mean() / n_draws), "p": p, "p_min": p_min, "passed": bool(p >= p_min)})
-    return pd.DataFrame(rows, index=pd.Index(names, name="parameter"))
+                     "mean_rank": float(r[:, k].mean() / n_draws), "p": p, "p_min": p_min})
+    table = pd.DataFrame(rows, index=pd.Index(names, name="parameter"))
+    table["passed"] = passed_column(table, verdict(table, [ranks_rule(p_min)]))
+    return table
+
+
+def ranks_rule(p_min: float) -> Rule:
+    """The SBC verdict on one parameter: uniformity p-value >= p_min (a NaN p fails)."""
+    return Rule("ranks", "p", float(p_min), "lower", missing_fails=True, context=("mean_rank",))
 
 
 # ----------------------------------------------------------------------------- result
@@ -248,15 +257,13 @@ class SBCResult:
         return bool(self.table["passed"].all())
 
     @property
-    def failures(self) -> tuple[tuple[str, str], ...]:
-        """(parameter, reason) for every parameter whose ranks are not uniform."""
-        out = []
-        for n, row in self.table[~self.table["passed"]].iterrows():
-            side = ("the posterior sits below the truth (underestimates)" if row["mean_rank"] > 0.5
-                    else "the posterior sits above the truth (overestimates)")
-            out.append((str(n), f"ranks not uniform: {self.test} p = {row['p']:.2g} < {row['p_min']:.2g}; "
-                                f"mean rank {row['mean_rank']:.3f} of 1 ({side} on average)"))
-        return tuple(out)
+    def failures(self) -> tuple[Failure, ...]:
+        """A :class:`~metapool.validation.verdict.Failure` (check ``ranks``: value the uniformity
+        p-value, limit ``p_min``, context ``mean_rank`` and ``test``) per parameter whose ranks
+        are not uniform."""
+        if self.table.empty:
+            return ()
+        return verdict(self.table, [ranks_rule(float(self.table["p_min"].iloc[0]))], test=self.test)
 
     @property
     def seconds_per_replication(self) -> float:
@@ -280,9 +287,7 @@ class SBCResult:
             f"  time: {self.wall_time:.1f} s on {self.n_jobs} process(es), {self.seconds_per_replication * 1e3:.0f} ms "
             "per replication",
         ]
-        if self.failures:
-            lines.append("failures:")
-            lines += [f"  {p}: {why}" for p, why in self.failures]
+        lines += failure_lines(self.failures)
         t = self.table.copy()
         t["status"] = t["passed"].map({True: "ok", False: "FAIL"})
         lines.append(t[["mean_rank", "ecdf_p", "chi2_p", "status"]].to_string(
@@ -348,9 +353,10 @@ def _one_replication(ss: np.random.SeedSequence, design: MetaData, engine: str, 
             warnings.simplefilter("ignore")
             dt = sample(data, fit_tau_prior, fit_beta_prior, draws=per_chain, chains=chains,
                         seed=int(rng.integers(2**31 - 1)), **opts)
-        info["divergences"] = float(dt.attrs.get("divergences", np.nan))
-        info["r_hat_max"] = float(dt.attrs.get("r_hat_max", np.nan))
-        info["ess_bulk_min"] = float(dt.attrs.get("ess_bulk_min", np.nan))
+        run = run_info(dt)
+        for key in ("divergences", "r_hat_max", "ess_bulk_min"):
+            value = getattr(run, key)
+            info[key] = np.nan if value is None else float(value)
     draws = _posterior_matrix(dt, names, thin, n_draws)
     info["seconds"] = time.perf_counter() - t0
     return _ranks(truth, draws, rng), info
