@@ -42,6 +42,18 @@ def _as_float_vector(values: ArrayLike, column: str, labels: Sequence[str] | Non
         return np.array([np.nan if _is_missing(v) else float(v) for v in raw], dtype=float)
 
 
+def _label_texts(labels: Sequence[Any]) -> list[str]:
+    """Labels as text; a missing label (None, NaN, empty) is an error naming its position."""
+    if np.ndim(labels) != 1:
+        raise InputError(f"labels must be one-dimensional (one per study); got shape {np.shape(labels)}")
+    out = []
+    for i, v in enumerate(labels):
+        if _is_missing(v) or not str(v).strip():
+            raise InputError(f"labels: study {i + 1} has a missing label ({frames.show(v)})")
+        out.append(str(v))
+    return out
+
+
 def _is_missing(v: Any) -> bool:
     """True for scalar missing markers (None, NaN, pandas.NA, NaT)."""
     try:
@@ -281,10 +293,14 @@ class MetaData:
 
         Raises
         ------
-        ValueError
-            Naming the column, the study and the value of the first bad entry.
+        InputError
+            Naming the column, the study and the value of the first bad entry; for arrays that
+            are not one-dimensional; for missing (None, NaN, empty) labels.
         """
-        labels = frames.default_labels(np.size(y)) if labels is None else list(map(str, labels))
+        for what, arr in (("y", y), ("se", se), ("variance", variance)):
+            if arr is not None and np.ndim(arr) != 1:
+                raise InputError(f"{what} must be one-dimensional (one value per study); got shape {np.shape(arr)}")
+        labels = frames.default_labels(np.size(y)) if labels is None else _label_texts(labels)
         x_rows = None
         if X is not None:
             x_rows = np.atleast_2d(np.asarray(X)).shape[0] if np.ndim(X) > 1 else np.size(X)

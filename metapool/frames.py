@@ -252,6 +252,8 @@ def design_row_from_values(data: Any, values: Mapping[str, Any]) -> np.ndarray:
     if spec is None:
         return _row_by_names(data, values)
     expected = [str(c) for c in data.covariates.columns] if data.covariates is not None else sorted(spec.required_variables)
+    if "Intercept" in values and "Intercept" not in expected:
+        raise InputError(f"new-study covariates: the intercept is 1 for every study; give only {expected}")
     _check_keys(values, expected, "covariates")
     frame = pd.DataFrame({c: [values[c]] for c in expected}, index=[0])
     with warnings.catch_warnings(record=True) as caught:
@@ -278,10 +280,13 @@ def _check_keys(values: Mapping[str, Any], expected: Sequence[str], what: str) -
 
 
 def _row_by_names(data: Any, values: Mapping[str, Any]) -> np.ndarray:
-    """Without a formula the keys are the coefficient names; ``Intercept`` defaults to 1."""
+    """Without a formula the keys are the coefficient names; ``Intercept`` is always 1."""
     vals = dict(values)
     if "Intercept" in data.coef_names:
-        vals.setdefault("Intercept", 1.0)
+        if "Intercept" in vals:
+            raise InputError("new-study covariates: the intercept is 1 for every study; give only the covariates "
+                             f"{[c for c in data.coef_names if c != 'Intercept']}")
+        vals["Intercept"] = 1.0
     _check_keys(vals, list(data.coef_names), "coefficients")
     row = np.empty(data.p)
     for k, nm in enumerate(data.coef_names):

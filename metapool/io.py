@@ -227,7 +227,10 @@ def _read_table(path: Any, label: str | None, pandas_kwargs: dict) -> tuple[pd.D
     if label is not None:
         # Labels are text exactly as written: 001 stays 001, 4.5 stays 4.5.
         kwargs.setdefault("dtype", {label: str})
-    return _read(path, kwargs), kwargs
+    df = _read(path, kwargs)
+    if kwargs.get("index_col") is not None:
+        df = df.reset_index()      # the index column stays a column the caller can name
+    return df, kwargs
 
 
 def _read(path: Any, kwargs: dict) -> pd.DataFrame:

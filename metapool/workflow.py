@@ -304,6 +304,18 @@ def describe_model(spec: ModelSpec) -> str:
             f"{spec.location} prior {spec.beta_prior.spec}")
 
 
+def check_draws(engine: str, draws: int | None, chains: int | None, sampling: bool = True) -> None:
+    """Refuse draw counts too small for the tables (coda needs 2 draws; NUTS's R-hat 4 per chain)."""
+    if not sampling:
+        return
+    d = ENGINE_DEFAULTS[engine]
+    n, c = draws or d["draws"], chains or d["chains"]
+    if engine == "exact" and n * c < 2:
+        raise InputError(f"--draws {n} with --chains {c}: the coda table needs at least 2 draws")
+    if engine == "nuts" and n < 4:
+        raise InputError(f"--draws {n}: NUTS diagnostics (split R-hat, ESS) need at least 4 draws per chain")
+
+
 def nuts_fit(spec: ModelSpec, *, draws: int | None = None, chains: int | None = None, tune: int | None = None,
              seed: int | None = None, sampler: str | None = None, target_accept: float | None = None,
              max_retries: int | None = None) -> Any:
@@ -352,6 +364,7 @@ def fit(data: MetaData | ModelSpec, *, engine: str = "exact", tau_prior: Any = N
     check_engine_options(engine, dict(tune=tune, parameterization=parameterization, sampler=sampler,
                                       target_accept=target_accept, max_retries=max_retries))
     spec = model_spec(data, tau_prior, beta_prior, parameterization, x_new)
+    check_draws(engine, draws, chains, with_draws or engine == "nuts")
     t0 = time.perf_counter()
     if engine == "exact":
         from metapool import analytic
