@@ -474,7 +474,12 @@ class Problem(NamedTuple):
 
 def _problem(data: MetaData, tau_prior, beta_prior, threads: int = 1) -> Problem:
     p = data.p
-    prep = B.prepare(data.y, data.variance, data.X, beta_prior.precision(p), beta_prior.mean(p))
+    sd0 = None
+    if beta_prior.proper:   # the sds themselves: 1 / sd^2 overflows for sds below 1e-154
+        sd0 = np.broadcast_to(np.asarray(beta_prior.sd, dtype=float), (p,)).copy()
+    with np.errstate(over="ignore", divide="ignore"):
+        prec0 = beta_prior.precision(p)
+    prep = B.prepare(data.y, data.variance, data.X, prec0, beta_prior.mean(p), sd0=sd0)
     return Problem(data, tau_prior, beta_prior, prep, threads)
 
 
