@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from metapool.data import MetaData
+from metapool.errors import InputError
 from metapool.naming import quantile_column
 from metapool.analytic import _base as B
 from metapool.analytic import _threads as T
@@ -25,9 +26,11 @@ DEFAULT_QUANTILES: tuple[float, ...] = (0.025, 0.25, 0.5, 0.75, 0.975)
 # Mass left outside the integration domain: integrands are followed until they fall this many
 # nats below their maximum (e^-46 ~ 1e-20 of the peak).
 TAIL_NATS = 46.0
-# The log-tau domain searched: tau^2 must stay finite (tau < 1.3e154); below, tau^2 may underflow
-# to 0 harmlessly (the likelihood is then its tau -> 0 limit), down to normal doubles.
-X_RANGE = (-700.0, 350.0)
+# The log-tau domain searched: tau^2 must stay finite (tau < 1.34e154); below, tau^2 may underflow
+# to 0 harmlessly (the likelihood is then its tau -> 0 limit), down to the smallest normal double
+# (2.2e-308; tau below it has fewer significant digits). Mass below the lower end is added in
+# closed form (see _left_tail).
+X_RANGE = (-708.0, 354.5)
 
 
 class MomentWarning(UserWarning):
@@ -70,7 +73,7 @@ class ExactPosterior:
     error_estimate: float
     levels: int
     _cdf_coef: np.ndarray = field(repr=False)
-    _cum: np.ndarray = field(repr=False)
+    _cum: np.ndarray = field(repr=False)    # CDF at the panel edges (_cum[0]: mass below the first)
 
     # ----------------------------------------------------------- names
     @property
@@ -117,7 +120,10 @@ class ExactPosterior:
         u = np.clip((x - e[idx]) / half - 1.0, -1.0, 1.0)
         within = np.polynomial.legendre.legval(u, self._cdf_coef[idx].T, tensor=False)
         out = self._cum[idx] + within
-        out = np.where(x <= e[0], 0.0, np.where(x >= e[-1], 1.0, out))
+        with np.errstate(over="ignore"):
+            # below the first edge: the closed-form tail c0 e^(x - e0) (see _left_tail)
+            below = self._cum[0] * np.exp(np.minimum(x - e[0], 0.0)) if self.coordinate == "log" else 0.0
+        out = np.where(x <= e[0], below, np.where(x >= e[-1], 1.0, out))
         return np.clip(out, 0.0, 1.0)
 
     def tau_logpdf(self, t: ArrayLike) -> np.ndarray:
@@ -142,6 +148,11 @@ class ExactPosterior:
         u = B.invert_panel_cdf(self._cdf_coef[p], qs - self._cum[p])
         out = self._from_x(e[p] + (u + 1.0) * 0.5 * (e[p + 1] - e[p]))
         low = 0.0 if self.coordinate == "log" else e[0]
+        c0 = self._cum[0]
+        if c0 > 0:                       # inside the closed-form tail below the first edge
+            with np.errstate(divide="ignore"):
+                tail = np.exp(e[0] + np.log(np.maximum(qs, 0.0) / c0))
+            out = np.where(qs < c0, tail, out)
         out = np.where(qs <= 0, low, np.where(qs >= 1, self._from_x(e[-1]), out))
         return out if np.ndim(q) else out[0]
 
@@ -451,6 +462,8 @@ class ExactPosterior:
         x = e[:-1, None] + (u[None, :] + 1.0) * 0.5 * (e[1:] - e[:-1])[:, None]
         F = np.append(F.ravel(), 1.0)
         x = np.append(x.ravel(), e[-1])
+        if self._cum[0] > 0:             # the closed-form tail: from tau = 0 up to the first edge
+            F, x = np.concatenate([[0.0], F]), np.concatenate([[-np.inf], x])
         F = np.maximum.accumulate(np.clip(F, 0.0, 1.0))
         F[0] = 0.0
         return F, x
@@ -554,13 +567,22 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
     data, tau_prior = prob.data, prob.tau_prior
     f = lambda x: _logf_log(x, prob)  # noqa: E731
     upper_x = math.log(tau_prior.upper) if math.isfinite(tau_prior.upper) else math.inf
-    ref = math.log(max(float(np.sqrt(np.mean(data.variance))), float(np.std(data.y)), 1e-300))
-    xs = ref + np.arange(-40.0, 40.5, 4.0)
-    xs = xs[(xs >= X_RANGE[0]) & (xs <= X_RANGE[1])]
-    if math.isfinite(upper_x):
-        xs = np.append(xs[xs < upper_x], upper_x)
+    if upper_x <= X_RANGE[0]:
+        raise InputError(
+            f"the {tau_prior.spec} prior puts tau below {math.exp(X_RANGE[0]):.1e}, under the smallest "
+            "normal double precision number; use a larger upper bound (or a flat tau prior) or rescale "
+            "effects and standard errors")
+    if upper_x >= X_RANGE[1]:
+        upper_x = math.inf      # beyond the range: the posterior must end inside it (checked below)
+    xs = _scan_points(prob, upper_x)
     fs = f(xs)
-    i = int(np.nanargmax(fs))
+    if not np.any(np.isfinite(fs)):
+        raise InputError(
+            f"the posterior density of tau is zero or not finite everywhere in {math.exp(X_RANGE[0]):.1e} < tau "
+            f"< {math.exp(X_RANGE[1]):.1e} (tau prior {tau_prior.spec}, beta prior {prob.beta_prior.spec}): "
+            "the prior's scale and the data's are too far apart for double precision; rescale the "
+            "effects and standard errors together with the priors' scales")
+    i = int(np.nanargmax(np.where(np.isfinite(fs), fs, -np.inf)))
     a, b = xs[max(i - 1, 0)], xs[min(i + 1, xs.size - 1)]
     # Zoom on the mode with batches of points (one evaluation per round, cheap for small J).
     xm, fm = float(xs[i]), float(fs[i])
@@ -604,7 +626,11 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
             if direction in ends:
                 continue
             x = xm + direction * sigma * (1.5 ** ks - 1.0) / 0.5
+            edge = X_RANGE[0] if direction < 0 else X_RANGE[1]
+            beyond = np.any(x < X_RANGE[0]) if direction < 0 else np.any(x > X_RANGE[1])
             x = x[(x >= X_RANGE[0]) & (x <= X_RANGE[1])]
+            if beyond and direction * (edge - xm) > 0:   # the walk would leave the range: try its end
+                x = np.append(x, edge)
             if direction > 0 and math.isfinite(upper_x):
                 x = x[x < upper_x]
             if x.size == 0:
@@ -624,15 +650,52 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
                 ends[direction] = float(x[below[0]])
             else:
                 best[direction] = float(run[-1])
-    for direction in (-1, +1):
-        if direction not in ends and direction > 0 and math.isfinite(upper_x):
-            ends[direction] = upper_x
-        if not math.isfinite(ends.get(direction, math.nan)):
-            raise RuntimeError(
-                f"could not bracket the posterior of tau within {math.exp(X_RANGE[0]):.0e} < tau < "
-                f"{math.exp(X_RANGE[1]):.0e}: is it proper? (Effects and standard errors near 1e150 "
-                "reach the range of double precision: rescale them.)")
+    if not math.isfinite(ends.get(+1, math.nan)):
+        if math.isfinite(upper_x):
+            ends[+1] = upper_x
+        else:
+            raise InputError(
+                f"the posterior of tau (tau prior {tau_prior.spec}, beta prior {prob.beta_prior.spec}) still holds "
+                f"mass near tau = {math.exp(X_RANGE[1]):.2g}, where tau^2 overflows double precision: either it is "
+                "nearly improper (use a proper tau prior with a finite scale, a proper coefficient prior of "
+                "moderate sd, or more studies) or the effects and standard errors are too large (divide them, "
+                "and the priors' scales, by a common factor such as 1e100)")
+    if not math.isfinite(ends.get(-1, math.nan)):
+        # Below 2.2e-308, tau^2 is 0 next to every s_j^2 (>= 1e-300): the likelihood is its tau -> 0
+        # limit, so a prior density constant near 0 makes the integrand C e^x there (_left_tail).
+        ends[-1] = X_RANGE[0]
+        t0 = math.exp(X_RANGE[0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lp = tau_prior.logpdf(np.array([t0, t0 * 1e-6]))
+        if not (np.all(np.isfinite(lp)) and abs(lp[0] - lp[1]) < 1e-9):
+            raise InputError(
+                f"the {tau_prior.spec} prior puts the posterior of tau below {t0:.1e}, under the smallest normal "
+                "double precision number, where its density is not constant: use a tau prior with a larger "
+                "scale, or rescale the effects, standard errors and the priors' scales together")
     return ends[-1], ends[+1], sigma, xm
+
+
+def _scan_points(prob: Problem, upper_x: float) -> np.ndarray:
+    """Coarse x = log tau points that cannot miss the posterior mode: every 4 around the data's scale,
+    around the mode of the tau prior's own log-tau density, and between the two.
+
+    The prior's mode is found on a grid of the whole range from its density alone (no data: cheap);
+    the posterior mode lies between the prior's and the likelihood's scales.
+    """
+    data, tau_prior = prob.data, prob.tau_prior
+    ref = math.log(max(float(np.sqrt(np.mean(data.variance))), float(np.std(data.y)), 1e-300))
+    grid = np.arange(X_RANGE[0], min(X_RANGE[1], upper_x), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        g = tau_prior.logpdf(np.exp(grid)) + grid
+    pm = float(grid[int(np.argmax(np.where(np.isfinite(g), g, -np.inf)))]) if np.any(np.isfinite(g)) else ref
+    lo, hi = min(ref, pm) - 40.0, max(ref, pm) + 40.5
+    xs = np.arange(lo, hi, 4.0)
+    xs = xs[(xs >= X_RANGE[0]) & (xs <= X_RANGE[1])]
+    if math.isfinite(upper_x):
+        xs = np.append(xs[xs < upper_x], upper_x)
+    if xs.size == 0:
+        xs = np.array([X_RANGE[0]])
+    return xs
 
 
 def graded_edges(lo: float, hi: float, centre: float, sigma: float, core: float = 2.5,
@@ -704,23 +767,42 @@ def _assemble(prob: Problem, rtol, coordinate, rule, x_new, k, err, levels) -> E
     data, tau_prior, beta_prior = prob.data, prob.tau_prior, prob.beta_prior
     xs = rule.x.ravel()
     tau = np.exp(xs) if coordinate == "log" else xs
+    tail = coordinate == "log" and rule.edges[0] <= X_RANGE[0]
+    if tail:                  # one more node: the closed-form tail below the first edge (_left_tail)
+        tau = np.append(tau, math.exp(rule.edges[0]))
     cond = _conditional(tau, prob)
     with np.errstate(divide="ignore"):
-        lp = cond.log_post + tau_prior.logpdf(tau) + (xs if coordinate == "log" else 0.0)
-    lp = lp.reshape(rule.x.shape)
+        lp_all = cond.log_post + tau_prior.logpdf(tau) + (np.log(tau) if coordinate == "log" else 0.0)
+    n_rule = xs.size
+    lp = lp_all[:n_rule].reshape(rule.x.shape)
     logw = np.log(rule.w) + lp
-    log_norm = float(special.logsumexp(logw))
+    logw_all = np.append(logw.ravel(), lp_all[n_rule:])  # the tail's weight: its integral, f(e0)
+    log_norm = float(special.logsumexp(logw_all))
     dens = np.exp(lp - log_norm)
-    weights = np.exp(logw.ravel() - log_norm)
+    weights = np.exp(logw_all - log_norm)
     coef = B.panel_cdf_coefficients(dens, rule)
     masses = (dens * rule.w).sum(axis=1)
-    cum = np.concatenate([[0.0], np.cumsum(masses)])
+    below = float(weights[n_rule]) if tail else 0.0
+    cum = np.concatenate([[below], below + np.cumsum(masses)])
     cum /= cum[-1]
     return ExactPosterior(
         data=data, tau_prior=tau_prior, beta_prior=beta_prior, problem=prob, rtol=rtol, coordinate=coordinate, rule=rule,
         logf=lp, log_norm=log_norm, weights=weights, tau_nodes=tau, cond=cond, x_new=x_new,
         tail_exponent=k, error_estimate=err, levels=levels, _cdf_coef=coef, _cum=cum,
     )
+
+
+def _left_tail() -> None:
+    """Documentation anchor: the mass of tau below exp(X_RANGE[0]) = 2.5e-308.
+
+    Notes
+    -----
+    There tau^2 < 6e-616 is 0 next to every s_j^2 (>= 1e-300), so p(y | tau) = p(y | 0); when the
+    prior density is constant near 0 (checked in _find_domain; true for every prior with a scale
+    above ~1e-300), the integrand in x = log tau is f(x) = f(e0) e^(x - e0) for x < e0, whose
+    integral is f(e0): one extra node at tau = e^e0 carries that weight (its conditionals are the
+    tau -> 0 limits), the CDF below e0 is c0 e^(x - e0) and its quantiles invert that.
+    """
 
 
 def fit(
