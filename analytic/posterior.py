@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple, Sequence
@@ -18,6 +19,7 @@ from metapool.data import MetaData
 from metapool.errors import InputError
 from metapool.naming import quantile_column
 from metapool.analytic import _base as B
+from metapool.analytic import _checks as C
 from metapool.analytic import _threads as T
 
 __all__ = ["fit", "check_proper", "ExactPosterior", "MomentWarning", "DEFAULT_QUANTILES"]
@@ -141,8 +143,12 @@ class ExactPosterior:
         return np.exp(self.tau_logpdf(t))
 
     def tau_quantile(self, q: ArrayLike) -> np.ndarray:
-        """Quantiles of tau, solved on the CDF interpolant (continuous, not restricted to nodes)."""
-        qs = np.atleast_1d(np.asarray(q, dtype=float))
+        """Quantiles of tau, solved on the CDF interpolant (continuous, not restricted to nodes).
+
+        q = 0 gives 0 and q = 1 the end of the prior's support (inf unless bounded); q outside
+        [0, 1] or NaN raises :class:`metapool.errors.InputError`.
+        """
+        qs = np.atleast_1d(C.probabilities("q", q))
         e = self.rule.edges
         p = np.clip(np.searchsorted(self._cum, qs, side="right") - 1, 0, len(e) - 2)
         u = B.invert_panel_cdf(self._cdf_coef[p], qs - self._cum[p])
@@ -153,7 +159,7 @@ class ExactPosterior:
             with np.errstate(divide="ignore"):
                 tail = np.exp(e[0] + np.log(np.maximum(qs, 0.0) / c0))
             out = np.where(qs < c0, tail, out)
-        out = np.where(qs <= 0, low, np.where(qs >= 1, self._from_x(e[-1]), out))
+        out = np.where(qs <= 0, low, np.where(qs >= 1, self.tau_prior.upper, out))
         return out if np.ndim(q) else out[0]
 
     def _from_x(self, x):
@@ -262,7 +268,10 @@ class ExactPosterior:
             out[sl, 1] = sdv if sd_ok else np.nan
             start = B.cornish_fisher(w, m, s, mu, sdv)
             for i, q in enumerate(quantiles):
-                out[sl, 2 + i] = B.mixture_quantile(q, w, m, s, start=start(q))
+                if q in (0.0, 1.0):                     # the ends of the support
+                    out[sl, 2 + i] = -np.inf if q == 0.0 else np.inf
+                else:
+                    out[sl, 2 + i] = B.mixture_quantile(q, w, m, s, start=start(q))
             known = {q: out[sl, 2 + i] for i, q in enumerate(quantiles)}
             lo = known[tail] if tail in known else B.mixture_quantile(tail, w, m, s, start=start(tail))
             hi = known[1 - tail] if (1 - tail) in known else B.mixture_quantile(1 - tail, w, m, s, start=start(1 - tail))
@@ -300,7 +309,10 @@ class ExactPosterior:
         inverted by bracketed Newton iteration; the shortest interval solves F(b) - F(a) = prob,
         f(a) = f(b).
         """
-        qs = tuple(DEFAULT_QUANTILES if quantiles is None else quantiles)
+        qs = tuple(float(v) for v in np.atleast_1d(C.probabilities("quantiles", DEFAULT_QUANTILES if quantiles is None
+                                                                      else quantiles)))
+        if not (isinstance(prob, numbers.Real) and 0.0 < prob < 1.0):
+            raise InputError(f"prob must be a probability in (0, 1), got {prob!r}")
         hl = f"hdi{100 * prob:.10g}"
         cols = ["mean", "sd"] + [quantile_column(q) for q in qs] + [f"{hl}_low", f"{hl}_high"]
         self._warn_moments()
@@ -355,8 +367,9 @@ class ExactPosterior:
         return self.weights[keep], m, s
 
     def cdf(self, parameter: str, x: ArrayLike) -> np.ndarray:
-        """Exact posterior CDF of one scalar parameter (flat name) at the points x."""
-        x = np.asarray(x, dtype=float)
+        """Exact posterior CDF of one scalar parameter (flat name) at the points x (+-inf allowed;
+        NaN raises :class:`metapool.errors.InputError`)."""
+        x = C.points("x", x)
         if self._kind_of(parameter)[0] == "tau":
             return self.tau_cdf(x)
         w, m, s = self._row_mixture(parameter)
@@ -368,12 +381,19 @@ class ExactPosterior:
         return out.reshape(x.shape)
 
     def quantile(self, parameter: str, q: ArrayLike) -> np.ndarray:
-        """Exact posterior quantiles of one scalar parameter."""
+        """Exact posterior quantiles of one scalar parameter.
+
+        Probabilities must lie in [0, 1] (else :class:`metapool.errors.InputError`); 0 and 1 give
+        the ends of the support: 0 and the prior's upper end (inf unless bounded) for tau,
+        -inf and inf for the others.
+        """
+        qarr = C.probabilities("q", q)
         if self._kind_of(parameter)[0] == "tau":
-            return self.tau_quantile(q)
+            return self.tau_quantile(qarr)
         w, m, s = self._row_mixture(parameter)
-        qs = np.atleast_1d(np.asarray(q, dtype=float))
-        out = np.array([B.mixture_quantile(float(qq), w, m, s)[0] for qq in qs])
+        qs = np.atleast_1d(qarr)
+        out = np.array([-np.inf if qq == 0 else np.inf if qq == 1 else B.mixture_quantile(float(qq), w, m, s)[0]
+                        for qq in qs.ravel()]).reshape(qs.shape)
         return out if np.ndim(q) else out[0]
 
     def mean(self, parameter: str) -> float:
@@ -436,7 +456,11 @@ class ExactPosterior:
         """
         from metapool.analytic._draws import draw
 
-        return draw(self, int(draws), int(chains), seed, predictive, threads)
+        draws, chains = C.positive_int("draws", draws), C.positive_int("chains", chains)
+        C.seed(seed)
+        T.check_threads(threads)
+        C.memory_for_draws(draws, chains, self.data.J, self.data.p, bool(predictive))
+        return draw(self, draws, chains, seed, predictive, threads)
 
     def inverse_cdf_table(self, per_panel: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """(F, tau) table for inverse-CDF sampling: the CDF interpolant at fine points of every panel."""
