@@ -378,6 +378,7 @@ class ExactPosterior:
         for sl in B.chunks(flat.size, w.size):
             out[sl] = B.mixture_cdf(flat[sl], w, np.broadcast_to(m, (m.shape[0], flat[sl].size)),
                                     np.broadcast_to(s, (s.shape[0], flat[sl].size)))
+        out = np.clip(np.where(flat == np.inf, 1.0, np.where(flat == -np.inf, 0.0, out)), 0.0, 1.0)
         return out.reshape(x.shape)
 
     def quantile(self, parameter: str, q: ArrayLike) -> np.ndarray:
@@ -410,7 +411,8 @@ class ExactPosterior:
             return self._tau_moments()
         w, m, s = self._row_mixture(parameter)
         mean_ok, sd_ok = self._exists(kind)
-        mu = float(w @ m[:, 0])
+        ref = m[np.argmax(w), 0]                   # shift before summing: no rounding of a large offset
+        mu = float(w @ (m[:, 0] - ref) + ref)
         sd = float(np.sqrt(w @ (s[:, 0] ** 2 + (m[:, 0] - mu) ** 2)))
         return (mu if mean_ok else np.nan), (sd if sd_ok else np.nan)
 
@@ -544,7 +546,7 @@ def _tail_exponent(data: MetaData, tau_prior, beta_prior) -> float:
 def _check_proper(data: MetaData, tau_prior, beta_prior, k: float) -> None:
     if k > 1:
         return
-    raise ValueError(
+    raise InputError(
         f"the posterior is improper: with the {tau_prior.spec} prior on tau and "
         f"{'flat priors on the ' + str(data.p) + ' coefficient(s)' if not beta_prior.proper else 'this prior'}, "
         f"p(tau | y) decays like tau^-{k:g} and does not integrate (a flat tau prior with flat "
@@ -632,7 +634,8 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
     fv = f(pts)
     sigma = 1.0
     for k in range(hs.size - 1, -1, -1):          # the largest step whose sigma it resolves
-        d2 = (fv[2 - k] - 2 * fv[3] + fv[4 + k]) / hs[k] ** 2
+        with np.errstate(invalid="ignore", over="ignore"):
+            d2 = (fv[2 - k] - 2 * fv[3] + fv[4 + k]) / hs[k] ** 2
         if d2 < 0 and np.isfinite(d2):
             sigma = 1.0 / math.sqrt(-d2)
             if hs[k] <= sigma:
@@ -891,7 +894,7 @@ def fit(
     if not isinstance(data, MetaData):
         raise TypeError(f"data must be a metapool.MetaData, got {type(data).__name__}")
     if not (0 < rtol < 1):
-        raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+        raise InputError(f"rtol must be in (0, 1), got {rtol!r}")
     tp, bp = _prior_objects(tau_prior, beta_prior)
     tp = tp.bind(data)
     k = _tail_exponent(data, tp, bp)
@@ -904,8 +907,8 @@ def fit(
     if grid is not None:
         coordinate = "tau"
         edges = np.unique(np.asarray(grid, dtype=float))
-        if edges.size < 2 or edges[0] < 0:
-            raise ValueError("grid needs at least two distinct tau values >= 0")
+        if edges.size < 2 or edges[0] < 0 or not np.all(np.isfinite(edges)):
+            raise InputError(f"grid needs at least two distinct finite tau values >= 0, got {grid!r}")
         rule = B.make_rule(edges, nodes_per_panel)
     else:
         coordinate = "log"
@@ -922,13 +925,18 @@ def fit(
         finer = _assemble(prob, rtol, coordinate, B.bisect(post.rule), row, k, np.inf, level)
         new_vals, new_scales = _summary_keys(finer)
         err = float(np.max(np.abs(new_vals - vals) / np.maximum(new_scales, np.finfo(float).tiny)))
-        post, vals = finer, new_vals
+        post, vals, scales = finer, new_vals, new_scales
         if err < rtol:
             break
     else:
         warnings.warn(f"quadrature over tau did not reach rtol={rtol:g} after {max_levels} refinements "
                       f"(achieved {err:.2g})", RuntimeWarning, stacklevel=2)
-    post = dataclasses.replace(post, error_estimate=err)
+    # A summary cannot be closer than a few rounding units of its own value: where the posterior sd
+    # is tiny next to the value (a coefficient pinned by a tight prior far from 0) that is the
+    # larger error, and the estimate says so.
+    floor = 4.0 * np.finfo(float).eps * float(np.max(np.abs(vals) / np.maximum(scales, np.finfo(float).tiny),
+                                                     initial=1.0))
+    post = dataclasses.replace(post, error_estimate=max(err, floor))
     if grid is not None:
         _warn_truncated_grid(post)
     return post
