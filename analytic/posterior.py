@@ -55,7 +55,10 @@ class ExactPosterior:
     Do not construct directly: use :func:`fit`. All summaries are mixtures over tau of the
     closed-form conditional normals (docs/MATH.md) and carry no Monte Carlo error; their
     numerical error is below ``rtol`` (``error_estimate`` reports the achieved change on the
-    last refinement).
+    last refinement, relative to each summary's scale: its posterior sd for locations). It does
+    not count the rounding of each reported number to a double (a few units in its last place),
+    which matters only where a posterior sd is below about 1e-12 of the value (a coefficient
+    pinned by a very tight prior far from 0).
     """
 
     data: MetaData
@@ -225,7 +228,11 @@ class ExactPosterior:
         """Nodes for the mixture of one group: the full rule, or the smallest compressed Gauss rule
         that reproduces the means and sds of representative rows to rtol, when the group is large
         enough that (nodes x rows) work dominates."""
-        keep = self.weights > 1e-18 * self.weights.max()
+        # Nodes whose weight is negligible even for second moments (tau^2 grows along a heavy tail:
+        # dropping by weight alone lost 2e-6 of theta_new's sd under a half-Cauchy prior).
+        t_ref = self.tau_nodes[np.argmax(self.weights)] or 1.0
+        contrib = self.weights * (1.0 + (self.tau_nodes / t_ref) ** 2)
+        keep = contrib > 1e-18 * contrib.max()
         tau, w = self.tau_nodes[keep], self.weights[keep] / self.weights[keep].sum()
         cond = B.Conditional(self.cond.log_post[keep], self.cond.beta_hat[keep], self.cond.beta_cov[keep])
         R = self._group_size(kind)
@@ -266,16 +273,21 @@ class ExactPosterior:
             sdv = np.sqrt(B.wsum(w, s**2 + (m - mu) ** 2))
             out[sl, 0] = mu if mean_ok else np.nan
             out[sl, 1] = sdv if sd_ok else np.nan
-            start = B.cornish_fisher(w, m, s, mu, sdv)
+            # Quantiles and intervals: nodes of non-negligible weight only (the far tail kept for the
+            # second moments would widen the root brackets by many orders for nothing).
+            sig = w > 1e-18 * w.max()
+            wq, mq, sq = (w[sig] / w[sig].sum(), m[sig], s[sig]) if not sig.all() else (w, m, s)
+            start = B.cornish_fisher(wq, mq, sq, mu, sdv)
             for i, q in enumerate(quantiles):
                 if q in (0.0, 1.0):                     # the ends of the support
                     out[sl, 2 + i] = -np.inf if q == 0.0 else np.inf
                 else:
-                    out[sl, 2 + i] = B.mixture_quantile(q, w, m, s, start=start(q))
+                    out[sl, 2 + i] = B.mixture_quantile(q, wq, mq, sq, start=start(q))
             known = {q: out[sl, 2 + i] for i, q in enumerate(quantiles)}
-            lo = known[tail] if tail in known else B.mixture_quantile(tail, w, m, s, start=start(tail))
-            hi = known[1 - tail] if (1 - tail) in known else B.mixture_quantile(1 - tail, w, m, s, start=start(1 - tail))
-            a, b = B.mixture_hdi(prob, w, m, s, lo, hi)
+            lo = known[tail] if tail in known else B.mixture_quantile(tail, wq, mq, sq, start=start(tail))
+            hi = known[1 - tail] if (1 - tail) in known else B.mixture_quantile(1 - tail, wq, mq, sq,
+                                                                                start=start(1 - tail))
+            a, b = B.mixture_hdi(prob, wq, mq, sq, lo, hi)
             out[sl, -2], out[sl, -1] = a, b
 
         # Row chunks write disjoint rows of out; several only for large groups.
@@ -924,22 +936,26 @@ def fit(
     for level in range(1, max_levels + 1):
         finer = _assemble(prob, rtol, coordinate, B.bisect(post.rule), row, k, np.inf, level)
         new_vals, new_scales = _summary_keys(finer)
-        err = float(np.max(np.abs(new_vals - vals) / np.maximum(new_scales, np.finfo(float).tiny)))
+        err = _refinement_change(vals, new_vals, new_scales)
         post, vals, scales = finer, new_vals, new_scales
         if err < rtol:
             break
     else:
         warnings.warn(f"quadrature over tau did not reach rtol={rtol:g} after {max_levels} refinements "
                       f"(achieved {err:.2g})", RuntimeWarning, stacklevel=2)
-    # A summary cannot be closer than a few rounding units of its own value: where the posterior sd
-    # is tiny next to the value (a coefficient pinned by a tight prior far from 0) that is the
-    # larger error, and the estimate says so.
-    floor = 4.0 * np.finfo(float).eps * float(np.max(np.abs(vals) / np.maximum(scales, np.finfo(float).tiny),
-                                                     initial=1.0))
-    post = dataclasses.replace(post, error_estimate=max(err, floor))
+    post = dataclasses.replace(post, error_estimate=err)
     if grid is not None:
         _warn_truncated_grid(post)
     return post
+
+
+def _refinement_change(old: np.ndarray, new: np.ndarray, scales: np.ndarray) -> float:
+    """Largest change of a key summary between two refinements, relative to its scale, beyond the
+    rounding of the values themselves (16 units in the last place: a summary whose posterior sd
+    is 1e-13 of its value cannot settle closer than that, and that is not quadrature error)."""
+    rounding = 16.0 * np.finfo(float).eps * np.maximum(np.abs(old), np.abs(new))
+    change = np.maximum(np.abs(new - old) - rounding, 0.0)
+    return float(np.max(change / np.maximum(scales, np.finfo(float).tiny)))
 
 
 def _warn_truncated_grid(post: ExactPosterior) -> None:

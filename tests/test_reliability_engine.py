@@ -141,12 +141,11 @@ def test_error_estimate_bounds_the_true_error_over_prior_scales(dataset, offset,
     want = ref.summaries(got)
     sc = _scales(post)
     actual = {k: abs(got[k] - want[k]) / sc[k] for k in want}
-    # the reference's own error: 1e-9 of the scale (quad), and a few rounding units of each value
-    ref_err = {k: 1e-9 + 4 * np.finfo(float).eps * abs(want[k]) / sc[k] for k in want}
+    # the reference's own error (1e-9 of the scale: quad), and a few rounding units of each value
+    # (not counted by the estimate: docs of ExactPosterior)
+    ref_err = {k: 1e-9 + 8 * np.finfo(float).eps * abs(want[k]) / sc[k] for k in want}
     assert all(actual[k] <= post.error_estimate + ref_err[k] for k in want), (actual, post.error_estimate)
-    # and is not pessimistic: below 1e-7, or a few rounding units of a value pinned by a tight prior
-    floor = 8 * np.finfo(float).eps * max(abs(want[k]) / sc[k] for k in want)
-    assert post.error_estimate < max(1e-7, floor)
+    assert post.error_estimate < 1e-7
 
 
 # --------------------------------------------------------------------------- issue 14: tight priors
@@ -312,6 +311,39 @@ def test_data_near_the_top_of_the_range_fit_or_say_what_to_do(eight):
         analytic.fit(MetaData.from_arrays(eight.y * 3e148, eight.se * 3e148, labels=eight.labels))
 
 
+def test_heavy_tail_second_moments_keep_every_node():
+    """Half-Cauchy prior, J = 2, errors 1e3-1e4: E[tau^2] comes from tau up to e^60, nodes whose
+    weight is below 1e-18 of the largest; the summary's sd of theta_new equals the direct one
+    (found by the hypothesis test below: the summary dropped them and lost 2e-6 of the sd)."""
+    y = np.array([1.12240203e-06, -6.34925540e-07])
+    se = np.array([2792.36786351, 34698.5518692])
+    post = analytic.fit(MetaData.from_arrays(y, se), tau_prior=HalfCauchyTau(1.0), beta_prior=NormalBeta(0.0, 1.0))
+    table = post.summary()
+    # reference by quad over log tau of the closed form (scipy, independent of the engine)
+    def logf(t):
+        C = np.diag(se**2 + t * t) + 1.0
+        return -0.5 * (np.linalg.slogdet(C)[1] + y @ np.linalg.solve(C, y)) - math.log1p(t * t)
+
+    def mom(g):
+        f = lambda x: math.exp(logf(math.exp(x)) + x + 10) * g(math.exp(x))  # noqa: E731
+        edges = [-40, -10, 0, 5, 8, 10, 12, 15, 20, 30, 60, 100]
+        return sum(integrate.quad(f, a, b, epsabs=0, epsrel=1e-13, limit=400)[0] for a, b in zip(edges[:-1], edges[1:]))
+
+    def cond_mu(t):
+        C = np.diag(se**2 + t * t) + 1.0
+        one = np.ones(2)
+        return 1.0 - one @ np.linalg.solve(C, one), one @ np.linalg.solve(C, y)
+
+    Z = mom(lambda t: 1.0)
+    e_t2 = mom(lambda t: t * t) / Z
+    e_v = mom(lambda t: cond_mu(t)[0]) / Z
+    e_m = mom(lambda t: cond_mu(t)[1]) / Z
+    e_m2 = mom(lambda t: cond_mu(t)[1] ** 2) / Z
+    want = math.sqrt(e_t2 + e_v + e_m2 - e_m**2)
+    assert table.loc["theta_new", "sd"] == pytest.approx(want, rel=1e-9)
+    assert post.sd("theta_new") == pytest.approx(want, rel=1e-9)
+
+
 def test_improper_posterior_is_an_input_error():
     d = MetaData.from_arrays([1.0, 2.0], [1.0, 1.0])
     with pytest.raises(InputError, match="improper"):
@@ -416,7 +448,7 @@ def _key_summaries(post) -> np.ndarray:
     return t[["mean", "sd", "q2.5", "q50", "q97.5"]].to_numpy()
 
 
-@settings(max_examples=50, deadline=None, derandomize=True,
+@settings(max_examples=40, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(problems())
 def test_random_data_fit_invariantly_or_raise_input_error(problem):
@@ -453,8 +485,13 @@ def test_random_data_fit_invariantly_or_raise_input_error(problem):
     pt = ppost.summary()[["mean", "sd", "q2.5", "q50", "q97.5"]]
     names = list(post.summary().index)
     permuted = pt.loc[names].to_numpy()
-    scale = np.maximum(base[:, 1:2], np.finfo(float).tiny)
-    tol = 1e-6 + 10 * max(post.error_estimate, ppost.error_estimate, spost.error_estimate)
-    assert np.max(np.abs(permuted - base) / scale) < tol
     scaled = _key_summaries(spost) / c
-    assert np.max(np.abs(scaled - base) / scale) < tol
+    scale = np.maximum(base[:, 1:2], np.finfo(float).tiny).copy()
+    # tau's row is measured as the engine measures it: against the larger of |E tau| and its sd
+    scale[0] = max(abs(base[0, 0]), base[0, 1])
+    # 1e-6 of a posterior sd, or the quadrature's own estimates, or a few dozen rounding units of
+    # the value where the posterior sd is below 1e-10 of it (e.g. y / se = 1e11)
+    tol = (1e-6 + 10 * max(post.error_estimate, ppost.error_estimate, spost.error_estimate)
+           + 64 * np.finfo(float).eps * np.abs(base) / scale)
+    assert np.all(np.abs(permuted - base) / scale <= tol)
+    assert np.all(np.abs(scaled - base) / scale <= tol)
