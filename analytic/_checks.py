@@ -92,6 +92,8 @@ def memory_for_draws(draws: int, chains: int, J: int, p: int, predictive: bool,
                      available: int | None = None) -> None:
     """Raise InputError when the draws would not fit in the memory available (figures in the message)."""
     need = draws_bytes(draws, chains, J, p, predictive)
+    if need < 1 << 26 and available is None:     # 64 MB: not worth reading the system's figures
+        return
     have = available_memory() if available is None else available
     if have is not None and need > have:
         raise InputError(

@@ -232,7 +232,7 @@ class ExactPosterior:
         # dropping by weight alone lost 2e-6 of theta_new's sd under a half-Cauchy prior).
         t_ref = self.tau_nodes[np.argmax(self.weights)] or 1.0
         contrib = self.weights * (1.0 + (self.tau_nodes / t_ref) ** 2)
-        keep = contrib > 1e-18 * contrib.max()
+        keep = (contrib > 1e-18 * contrib.max()) | (self.weights > 1e-18 * self.weights.max())
         tau, w = self.tau_nodes[keep], self.weights[keep] / self.weights[keep].sum()
         cond = B.Conditional(self.cond.log_post[keep], self.cond.beta_hat[keep], self.cond.beta_cov[keep])
         R = self._group_size(kind)
@@ -597,7 +597,9 @@ def check_proper(data: MetaData, tau_prior=None, beta_prior=None) -> float:
 def _logf_log(x: np.ndarray, prob: Problem) -> np.ndarray:
     """log density of x = log tau: log p(tau | y) + log tau."""
     x = np.asarray(x, dtype=float)
-    return _log_post_tau(np.exp(x), prob) + x
+    with np.errstate(over="ignore", invalid="ignore"):   # far outside the posterior: -inf or nan, handled
+        out = _log_post_tau(np.exp(x), prob) + x
+    return np.where(np.isnan(out), -np.inf, out)
 
 
 def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, float]:
@@ -697,8 +699,9 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
                 f"the posterior of tau (tau prior {tau_prior.spec}, beta prior {prob.beta_prior.spec}) still holds "
                 f"mass near tau = {math.exp(X_RANGE[1]):.2g}, where tau^2 overflows double precision: either it is "
                 "nearly improper (use a proper tau prior with a finite scale, a proper coefficient prior of "
-                "moderate sd, or more studies) or the effects and standard errors are too large (divide them, "
-                "and the priors' scales, by a common factor such as 1e100)")
+                "moderate sd, or more studies), or a coefficient prior's mean is that far from the data, or the "
+                "effects and standard errors are too large (divide them, and the priors' scales, by a common "
+                "factor such as 1e100)")
     if not math.isfinite(ends.get(-1, math.nan)):
         # Below 2.2e-308, tau^2 is 0 next to every s_j^2 (>= 1e-300): the likelihood is its tau -> 0
         # limit, so a prior density constant near 0 makes the integrand C e^x there (_left_tail).

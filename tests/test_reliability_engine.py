@@ -344,6 +344,22 @@ def test_heavy_tail_second_moments_keep_every_node():
     assert post.sd("theta_new") == pytest.approx(want, rel=1e-9)
 
 
+def test_summary_agrees_with_direct_moments_across_many_orders_of_tau():
+    """J = 2, half-Cauchy(1e14) on tau and normal(0, 1e14) on mu with data of scale 1: p(tau | y)
+    spreads over 70 orders; the summary's sd of mu equals post.sd (all nodes) and is invariant
+    under rescaling (found by the hypothesis test: the summary had dropped nodes near the mode)."""
+    y, se = np.array([0.12573022, -0.13210486]), np.array([1.0, 1.0])
+    c = 2.0**37
+    sds = []
+    for k in (1.0, c):
+        post = analytic.fit(MetaData.from_arrays(y * k, se * k), tau_prior=HalfCauchyTau(1e14 * k),
+                            beta_prior=NormalBeta(0.0, 1e14 * k))
+        table = post.summary()
+        assert table.loc["mu", "sd"] == pytest.approx(post.sd("mu"), rel=1e-9)
+        sds.append(table.loc["mu", "sd"] / k)
+    assert sds[1] == pytest.approx(sds[0], rel=1e-8)
+
+
 def test_improper_posterior_is_an_input_error():
     d = MetaData.from_arrays([1.0, 2.0], [1.0, 1.0])
     with pytest.raises(InputError, match="improper"):
