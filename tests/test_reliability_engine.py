@@ -70,7 +70,7 @@ class Reference:
             w = math.exp(ll + float(self.tau_logpdf(np.array([tau]))[0]) + x - self.c)
             return w * g(tau, beta, theta)
         edges = np.concatenate([[self.lo], self.points[(self.points > self.lo) & (self.points < self.hi)], [self.hi]])
-        return sum(integrate.quad(f, a, b, epsabs=0, epsrel=1e-13, limit=200)[0]
+        return sum(integrate.quad(f, a, b, epsabs=0, epsrel=1e-13, limit=1000)[0]
                    for a, b in zip(edges[:-1], edges[1:]))
 
     def summaries(self, centre: dict[str, float]) -> dict[str, float]:
