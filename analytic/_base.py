@@ -84,13 +84,27 @@ class Prepared(NamedTuple):
     # rowdot's layout for long rows.
     stacked: np.ndarray
     stacked_T: np.ndarray
+    # (p,) prior sds of a proper normal prior (capped where the prior is flat for all purposes),
+    # or None for the flat prior: the stable form of the normal prior works with sds, not precisions.
+    sd0: np.ndarray | None = None
+    log_prec0: float = 0.0  # sum_k log P0_k = -2 sum_k log sd0_k (the prior's share of log|A|)
+    mean0: np.ndarray | None = None  # (p,) prior mean, uncentred (beta_hat near it is offset from it)
 
 
-def prepare(y: np.ndarray, se2: np.ndarray, X: np.ndarray, prec0: np.ndarray, mean0: np.ndarray) -> Prepared:
+# A prior sd above this multiple of the data's sd of a coefficient changes nothing representable:
+# sd0 is capped there so that sd0^2 x'Wx stays finite (the prior's log|P0| is kept exactly).
+SD_CAP = 1e100
+
+
+def prepare(y: np.ndarray, se2: np.ndarray, X: np.ndarray, prec0: np.ndarray, mean0: np.ndarray,
+            sd0: np.ndarray | None = None) -> Prepared:
     """Centre y at the fixed-effect (tau = 0) estimate so every later quadratic form is a small residual.
 
     The model is invariant under y -> y + X d, m0 -> m0 + d, so the centring changes no result;
     it removes the cancellation in y'Wy - b'A^-1 b when y carries a large common shift.
+
+    ``sd0`` (the prior sds) may be given instead of deriving it from ``prec0``; it is then used
+    even where 1 / sd0^2 overflows (a prior sd below 1e-154: a coefficient known for all purposes).
     """
     w0 = 1.0 / se2
     A0 = (X * w0[:, None]).T @ X
@@ -100,7 +114,125 @@ def prepare(y: np.ndarray, se2: np.ndarray, X: np.ndarray, prec0: np.ndarray, me
     XX = (X[:, :, None] * X[:, None, :]).reshape(J, p * p)
     Xy, y2 = X * y_c[:, None], y_c * y_c
     stacked = np.ascontiguousarray(np.hstack([XX, Xy, y2[:, None]]))
-    return Prepared(y_c, se2, beta_ref, prec0, mean0 - beta_ref, p, stacked, np.ascontiguousarray(stacked.T))
+    prec0 = np.asarray(prec0, dtype=float)
+    if sd0 is None and np.all(prec0 > 0):
+        sd0 = 1.0 / np.sqrt(prec0)
+    log_prec0 = 0.0
+    if sd0 is not None:
+        sd0 = np.asarray(sd0, dtype=float)
+        log_prec0 = float(-2.0 * np.log(sd0).sum())
+        sd0 = np.minimum(sd0, SD_CAP / np.sqrt(np.diag(A0)))
+    return Prepared(y_c, se2, beta_ref, prec0, mean0 - beta_ref, p, stacked, np.ascontiguousarray(stacked.T),
+                    sd0, log_prec0, np.asarray(mean0, dtype=float))
+
+
+class BetaGivenTau(NamedTuple):
+    """beta | tau, y at K values of tau, in the centred coordinates of :class:`Prepared`.
+
+    Attributes
+    ----------
+    quad : (K,) the minimum over beta of (y_c - X beta)'W(y_c - X beta) + (beta - m0)'P0(beta - m0).
+    logdet : (K,) log|A|, A = X'WX + P0.
+    mean : (K, p) A^-1 (X'W y + P0 m0) (not centred: beta_ref is already added).
+    factor : (K, p, p) lower-triangular L and ``scale`` (K, p) with A^-1 = D L'^-1 L^-1 D,
+        D = diag(scale): a normal deviate is D L'^-1 z.
+    """
+
+    quad: np.ndarray
+    logdet: np.ndarray
+    mean: np.ndarray
+    factor: np.ndarray
+    scale: np.ndarray
+
+    def cov(self) -> np.ndarray:
+        p = self.factor.shape[-1]
+        inv = _cho_solve_mat(self.factor, np.broadcast_to(np.eye(p), self.factor.shape))
+        return inv * self.scale[:, :, None] * self.scale[:, None, :]
+
+    def deviates(self, z: np.ndarray) -> np.ndarray:
+        """D L'^-1 z for standard normals z (K, p): draws of beta - mean."""
+        if self.factor.shape[-1] == 1:
+            return self.scale * z / self.factor[:, 0, :]
+        return self.scale * np.linalg.solve(np.swapaxes(self.factor, 1, 2), z[..., None])[..., 0]
+
+
+def beta_given_tau(G: np.ndarray, c: np.ndarray, yy: np.ndarray, pr: Prepared) -> BetaGivenTau:
+    """The normal posterior of beta given tau and the quadratic form of log p(y | tau), stably.
+
+    Parameters
+    ----------
+    G, c, yy : (K, p, p), (K, p), (K,)
+        X'WX, X'W y_c and y_c'W y_c at K values of tau (W = diag 1 / (s^2 + tau^2)).
+    pr : Prepared
+        The prior (flat, or normal with sds ``sd0`` and centred mean d = ``mean0_c``).
+
+    Notes
+    -----
+    Flat prior: A = G, beta_hat = G^-1 c, Q = yy - c'beta_hat (y_c is centred at the data, so
+    nothing large cancels).
+
+    Normal prior: with S = diag(sd0) the standardised coefficient u = S^-1 (beta - d) has
+    prior N(0, I) and M = I + S G S (eigenvalues >= 1) is factored instead of A = S^-1 M S^-1,
+    so log|A| = log|M| + log|P0| and A^-1 = S M^-1 S hold for any prior sd, down to a point mass
+    (M -> I) and never overflow. The posterior offset from the prior mean is
+    f = M^-1 S g with g = X'W (y_c - X d) = c - G d, and Q has two exact forms:
+
+    - prior-centred (Woodbury): Q = r'Wr - (Sg)'f with r'Wr = yy - 2 d'c + d'Gd;
+    - data-centred (sum of squares at the minimiser): Q = e'We + u'u with
+      e'We = yy - 2 beta_hat'c + beta_hat'G beta_hat.
+
+    Each is a sum of terms whose magnitudes bound its rounding error; the form with the smaller
+    bound is taken at every tau. A tight prior (P0 >> G) makes the Woodbury correction small;
+    a wide prior far from the data makes the data-centred terms small. beta_hat itself is
+    d + S f where the prior dominates a coefficient (sd0_k^2 G_kk <= 1) and the data-centred
+    S M^-1 (S c + S^-1 d) where the data do.
+
+    References
+    ----------
+    Golub & Van Loan (2013), Matrix Computations, 4th ed., sec. 6.1 (Woodbury) and 5.3
+    (least squares as a sum of squared residuals).
+    """
+    K, p = c.shape
+    if pr.sd0 is None:
+        A = G + np.diag(pr.prec0)[None] if np.any(pr.prec0) else G
+        b = c + (pr.prec0 * pr.mean0_c)[None]
+        L = np.linalg.cholesky(A)
+        bh = _cho_solve(L, b)
+        quad = yy + float(pr.mean0_c @ (pr.prec0 * pr.mean0_c)) - np.einsum("kp,kp->k", b, bh)
+        logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+        return BetaGivenTau(quad, logdet, bh + pr.beta_ref, L, np.ones((K, p)))
+    s, d = pr.sd0, pr.mean0_c
+    M = G * (s[:, None] * s[None, :])[None]
+    M += np.eye(p)[None]
+    L = np.linalg.cholesky(M)
+    logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1) + pr.log_prec0
+    Gd = np.einsum("kpq,q->kp", G, d)
+    g = c - Gd
+    f = _cho_solve(L, s * g)
+    # Woodbury, centred at the prior mean
+    yy_, dc, dGd, gf = yy, c @ d, Gd @ d, np.einsum("kp,kp->k", s * g, f)
+    q_prior = yy_ - 2.0 * dc + dGd - gf
+    bound_prior = np.abs(yy_) + 2.0 * np.abs(dc) + np.abs(dGd) + np.abs(gf)
+    # beta_hat: prior-centred where the prior dominates, data-centred where the data do
+    bh = d + s * f
+    out = pr.mean0 + s * f               # the same, uncentred: offset from the prior mean as given
+    data_dom = (s * s)[None, :] * np.diagonal(G, axis1=1, axis2=2) > 1.0
+    if data_dom.any():
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            bh_data = s * _cho_solve(L, s * c + d / s)
+        use = data_dom & np.isfinite(bh_data)
+        bh = np.where(use, bh_data, bh)
+        out = np.where(use, bh_data + pr.beta_ref, out)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.where(use, (bh - d) / s, f)
+    else:
+        u = f
+    # sum of squares at beta_hat, centred at the data
+    bc, bGb, uu = np.einsum("kp,kp->k", bh, c), np.einsum("kp,kpq,kq->k", bh, G, bh), np.einsum("kp,kp->k", u, u)
+    q_data = yy_ - 2.0 * bc + bGb + uu
+    bound_data = np.abs(yy_) + 2.0 * np.abs(bc) + np.abs(bGb) + uu
+    quad = np.where(bound_data < bound_prior, q_data, q_prior)
+    return BetaGivenTau(quad, logdet, out, L, np.broadcast_to(s, (K, p)).copy())
 
 
 def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
@@ -126,9 +258,10 @@ def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
 
         log p(y | tau) = -1/2 log|A| - 1/2 sum_j log v_j - 1/2 (y'Wy + m0'P0 m0 - b'A^-1 b)
 
-    up to a constant. y is first centred at the fixed-effect fit (see :func:`prepare`), so the
-    quadratic form is a difference of small numbers; the sums over studies are matrix products.
-    A is factored by Cholesky; log|A| is twice the sum of the log diagonal.
+    up to a constant. y is first centred at the fixed-effect fit (see :func:`prepare`); the
+    quadratic form and log|A| are computed by :func:`beta_given_tau`, in a form that stays
+    accurate for any prior sd (tight priors swamp X'WX in A, and the textbook difference
+    then cancels); the sums over studies are matrix products.
 
     References
     ----------
@@ -142,24 +275,17 @@ def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
     out_bh = np.empty((K, p))
     out_cov = np.empty((K, p, p))
     tau2 = tau * tau
-    P0 = np.diag(pr.prec0)
-    prior_b = pr.prec0 * pr.mean0_c
-    prior_q = float(pr.mean0_c @ (pr.prec0 * pr.mean0_c))
+
     def one(sl: slice) -> None:
         v = np.add.outer(tau2[sl], pr.se2)                     # (k, J)
         w = np.divide(1.0, v)                                  # faster than np.reciprocal here
         logv = np.log(v, out=v).sum(axis=1)                    # in place: v is not needed again
         sums = rowdot(w, pr.stacked, pr.stacked_T)                          # X'WX, X'Wy, y'Wy together
-        A = sums[:, : p * p].reshape(-1, p, p) + P0[None]
-        b = sums[:, p * p: p * p + p] + prior_b[None]
-        yWy = sums[:, -1]
-        L = np.linalg.cholesky(A)
-        bh = _cho_solve(L, b)
-        quad = yWy + prior_q - np.einsum("kp,kp->k", b, bh)
-        logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
-        out_lp[sl] = -0.5 * (logdet + logv + quad)
-        out_bh[sl] = bh + pr.beta_ref[None]
-        out_cov[sl] = _cho_solve_mat(L, np.broadcast_to(np.eye(p), A.shape))
+        G = sums[:, : p * p].reshape(-1, p, p)
+        bt = beta_given_tau(G, sums[:, p * p: p * p + p], sums[:, -1], pr)
+        out_lp[sl] = -0.5 * (bt.logdet + logv + bt.quad)
+        out_bh[sl] = bt.mean
+        out_cov[sl] = bt.cov()
 
     # Chunks write disjoint rows; several only when K x J is large (a million studies).
     run_threads([functools.partial(one, sl) for sl in chunks(K, J)], threads)
@@ -343,17 +469,31 @@ def gauss_rule_for_measure(t: np.ndarray, w: np.ndarray, n: int) -> tuple[np.nda
     return nodes, vecs[0, :] ** 2
 
 
+def _point_mass_safe(fn):
+    """Run a mixture routine with floating-point warnings off: a conditional sd of 0 (a coefficient
+    known for all purposes, from a prior sd below ~1e-154) makes z = +-inf or nan, which the
+    routines handle (ndtr(+-inf) is 0 or 1; non-finite Newton steps fall back to bisection)."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            return fn(*args, **kwargs)
+    return wrapped
+
+
 # --------------------------------------------------------------------------- normal mixtures
+@_point_mass_safe
 def mixture_cdf(x: np.ndarray, w: np.ndarray, m: np.ndarray, sd: np.ndarray) -> np.ndarray:
     """P(g <= x) for rows r of sum_k w_k N(m_kr, sd_kr^2); x (R,), w (K,), m and sd (K, R)."""
     return wsum(w, special.ndtr((x[None, :] - m) / sd))
 
 
+@_point_mass_safe
 def mixture_pdf(x: np.ndarray, w: np.ndarray, m: np.ndarray, sd: np.ndarray) -> np.ndarray:
     z = (x[None, :] - m) / sd
     return wsum(w, np.exp(-0.5 * z * z - 0.5 * LOG_2PI) / sd)
 
 
+@_point_mass_safe
 def mixture_quantile(q: float, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
                      start: np.ndarray | None = None, max_iter: int = 200) -> np.ndarray:
     """Quantile q of every row of a normal mixture by bracketed Halley iteration (vectorised).
@@ -426,6 +566,7 @@ def cornish_fisher(w: np.ndarray, m: np.ndarray, sd: np.ndarray, mean: np.ndarra
     return start
 
 
+@_point_mass_safe
 def mixture_hdi(prob: float, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
                 lo0: np.ndarray, hi0: np.ndarray, max_iter: int = 60) -> tuple[np.ndarray, np.ndarray]:
     """Shortest interval of probability ``prob`` for every row of a unimodal normal mixture.

@@ -31,11 +31,12 @@ def _beta_given_R(R: np.ndarray, pr: B.Prepared, z: np.ndarray) -> np.ndarray:
     and standard normals z of shape (n, p).
 
     Uses the engine's centred quantities (effects centred at the fixed-effect fit), so
-    A = R @ (x x') + P0 and b = R @ (x y_c) + P0 (m0 - beta_ref) are matrix products.
+    X'WX, X'Wy_c and y_c'Wy_c are one matrix product; the mean and the deviate come from
+    :func:`metapool.analytic._base.beta_given_tau`, stable for any prior sd.
     """
     p, n = pr.p, R.shape[0]
     sums = B.rowdot(R, pr.stacked, pr.stacked_T)           # A and b in one call
-    if p == 1:                                             # scalars per draw: plain vector arithmetic
+    if p == 1 and pr.sd0 is None:                          # scalars per draw: plain vector arithmetic
         a = sums[:, 0] + pr.prec0[0]
         out = sums[:, 1] + pr.prec0[0] * pr.mean0_c[0]
         out /= a
@@ -44,14 +45,8 @@ def _beta_given_R(R: np.ndarray, pr: B.Prepared, z: np.ndarray) -> np.ndarray:
         out += dev
         out += pr.beta_ref[0]
         return out[:, None]
-    A = sums[:, : p * p].reshape(n, p, p)
-    A += np.diag(pr.prec0)[None]
-    b = sums[:, p * p: p * p + p] + (pr.prec0 * pr.mean0_c)[None]
-    L = np.linalg.cholesky(A)
-    bh = np.linalg.solve(A, b[..., None])[..., 0]
-    # L L' = A, so L'^-1 z has covariance A^-1.
-    dev = np.linalg.solve(np.swapaxes(L, 1, 2), z[..., None])[..., 0]
-    return bh + dev + pr.beta_ref
+    bt = B.beta_given_tau(sums[:, : p * p].reshape(n, p, p), sums[:, p * p: p * p + p], sums[:, -1], pr)
+    return bt.mean + bt.deviates(z)
 
 
 class _Job(NamedTuple):

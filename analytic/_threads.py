@@ -39,7 +39,9 @@ def check_threads(threads: int | None) -> None:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        from metapool.errors import InputError
+
+        raise InputError(f"threads must be a positive integer or None, got {threads!r}")
 
 
 def run(tasks: Iterable[Callable[[], None]], threads: int, lead: Callable[[], T] | None = None) -> T | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple, Sequence
@@ -20,6 +21,7 @@ from metapool.spec import ModelSpec, model_spec
 from metapool import layout
 from metapool.summaries import shortest_interval
 from metapool.analytic import _base as B
+from metapool.analytic import _checks as C
 from metapool.analytic import _threads as T
 
 __all__ = ["fit", "check_proper", "ExactPosterior", "MomentWarning", "DEFAULT_QUANTILES"]
@@ -28,9 +30,11 @@ DEFAULT_QUANTILES = layout.DEFAULT_QUANTILES
 # Mass left outside the integration domain: integrands are followed until they fall this many
 # nats below their maximum (e^-46 ~ 1e-20 of the peak).
 TAIL_NATS = 46.0
-# The log-tau domain searched: tau^2 must stay finite (tau < 1.3e154); below, tau^2 may underflow
-# to 0 harmlessly (the likelihood is then its tau -> 0 limit), down to normal doubles.
-X_RANGE = (-700.0, 350.0)
+# The log-tau domain searched: tau^2 must stay finite (tau < 1.34e154); below, tau^2 may underflow
+# to 0 harmlessly (the likelihood is then its tau -> 0 limit), down to the smallest normal double
+# (2.2e-308; tau below it has fewer significant digits). Mass below the lower end is added in
+# closed form (see _left_tail).
+X_RANGE = (-708.0, 354.5)
 
 
 class MomentWarning(UserWarning):
@@ -45,7 +49,10 @@ class ExactPosterior:
     Do not construct directly: use :func:`fit`. All summaries are mixtures over tau of the
     closed-form conditional normals (docs/MATH.md) and carry no Monte Carlo error; their
     numerical error is below ``rtol`` (``error_estimate`` reports the achieved change on the
-    last refinement).
+    last refinement, relative to each summary's scale: its posterior sd for locations). It does
+    not count the rounding of each reported number to a double (a few units in its last place),
+    which matters only where a posterior sd is below about 1e-12 of the value (a coefficient
+    pinned by a very tight prior far from 0).
     """
 
     spec: ModelSpec                  # the model: data, bound priors, the new study
@@ -66,7 +73,7 @@ class ExactPosterior:
     error_estimate: float
     levels: int
     _cdf_coef: np.ndarray = field(repr=False)
-    _cum: np.ndarray = field(repr=False)
+    _cum: np.ndarray = field(repr=False)    # CDF at the panel edges (_cum[0]: mass below the first)
 
     # ----------------------------------------------------------- names
     @property
@@ -101,7 +108,10 @@ class ExactPosterior:
         u = np.clip((x - e[idx]) / half - 1.0, -1.0, 1.0)
         within = np.polynomial.legendre.legval(u, self._cdf_coef[idx].T, tensor=False)
         out = self._cum[idx] + within
-        out = np.where(x <= e[0], 0.0, np.where(x >= e[-1], 1.0, out))
+        with np.errstate(over="ignore"):
+            # below the first edge: the closed-form tail c0 e^(x - e0) (see _left_tail)
+            below = self._cum[0] * np.exp(np.minimum(x - e[0], 0.0)) if self.coordinate == "log" else 0.0
+        out = np.where(x <= e[0], below, np.where(x >= e[-1], 1.0, out))
         return np.clip(out, 0.0, 1.0)
 
     def tau_hdi(self, prob: float = layout.DEFAULT_PROB) -> tuple[float, float]:
@@ -123,14 +133,23 @@ class ExactPosterior:
         return np.exp(self.tau_logpdf(t))
 
     def tau_quantile(self, q: ArrayLike) -> np.ndarray:
-        """Quantiles of tau, solved on the CDF interpolant (continuous, not restricted to nodes)."""
-        qs = np.atleast_1d(np.asarray(q, dtype=float))
+        """Quantiles of tau, solved on the CDF interpolant (continuous, not restricted to nodes).
+
+        q = 0 gives 0 and q = 1 the end of the prior's support (inf unless bounded); q outside
+        [0, 1] or NaN raises :class:`metapool.errors.InputError`.
+        """
+        qs = np.atleast_1d(C.probabilities("q", q))
         e = self.rule.edges
         p = np.clip(np.searchsorted(self._cum, qs, side="right") - 1, 0, len(e) - 2)
         u = B.invert_panel_cdf(self._cdf_coef[p], qs - self._cum[p])
         out = self._from_x(e[p] + (u + 1.0) * 0.5 * (e[p + 1] - e[p]))
         low = 0.0 if self.coordinate == "log" else e[0]
-        out = np.where(qs <= 0, low, np.where(qs >= 1, self._from_x(e[-1]), out))
+        c0 = self._cum[0]
+        if c0 > 0:                       # inside the closed-form tail below the first edge
+            with np.errstate(divide="ignore"):
+                tail = np.exp(e[0] + np.log(np.maximum(qs, 0.0) / c0))
+            out = np.where(qs < c0, tail, out)
+        out = np.where(qs <= 0, low, np.where(qs >= 1, self.tau_prior.upper, out))
         return out if np.ndim(q) else out[0]
 
     def _from_x(self, x):
@@ -196,7 +215,11 @@ class ExactPosterior:
         """Nodes for the mixture of one group: the full rule, or the smallest compressed Gauss rule
         that reproduces the means and sds of representative rows to rtol, when the group is large
         enough that (nodes x rows) work dominates."""
-        keep = self.weights > 1e-18 * self.weights.max()
+        # Nodes whose weight is negligible even for second moments (tau^2 grows along a heavy tail:
+        # dropping by weight alone lost 2e-6 of theta_new's sd under a half-Cauchy prior).
+        t_ref = self.tau_nodes[np.argmax(self.weights)] or 1.0
+        contrib = self.weights * (1.0 + (self.tau_nodes / t_ref) ** 2)
+        keep = (contrib > 1e-18 * contrib.max()) | (self.weights > 1e-18 * self.weights.max())
         tau, w = self.tau_nodes[keep], self.weights[keep] / self.weights[keep].sum()
         cond = B.Conditional(self.cond.log_post[keep], self.cond.beta_hat[keep], self.cond.beta_cov[keep])
         R = self._group_size(kind)
@@ -237,13 +260,21 @@ class ExactPosterior:
             sdv = np.sqrt(B.wsum(w, s**2 + (m - mu) ** 2))
             out[sl, 0] = mu if mean_ok else np.nan
             out[sl, 1] = sdv if sd_ok else np.nan
-            start = B.cornish_fisher(w, m, s, mu, sdv)
+            # Quantiles and intervals: nodes of non-negligible weight only (the far tail kept for the
+            # second moments would widen the root brackets by many orders for nothing).
+            sig = w > 1e-18 * w.max()
+            wq, mq, sq = (w[sig] / w[sig].sum(), m[sig], s[sig]) if not sig.all() else (w, m, s)
+            start = B.cornish_fisher(wq, mq, sq, mu, sdv)
             for i, q in enumerate(quantiles):
-                out[sl, 2 + i] = B.mixture_quantile(q, w, m, s, start=start(q))
+                if q in (0.0, 1.0):                     # the ends of the support
+                    out[sl, 2 + i] = -np.inf if q == 0.0 else np.inf
+                else:
+                    out[sl, 2 + i] = B.mixture_quantile(q, wq, mq, sq, start=start(q))
             known = {q: out[sl, 2 + i] for i, q in enumerate(quantiles)}
-            lo = known[tail] if tail in known else B.mixture_quantile(tail, w, m, s, start=start(tail))
-            hi = known[1 - tail] if (1 - tail) in known else B.mixture_quantile(1 - tail, w, m, s, start=start(1 - tail))
-            a, b = B.mixture_hdi(prob, w, m, s, lo, hi)
+            lo = known[tail] if tail in known else B.mixture_quantile(tail, wq, mq, sq, start=start(tail))
+            hi = known[1 - tail] if (1 - tail) in known else B.mixture_quantile(1 - tail, wq, mq, sq,
+                                                                                start=start(1 - tail))
+            a, b = B.mixture_hdi(prob, wq, mq, sq, lo, hi)
             out[sl, -2], out[sl, -1] = a, b
 
         # Row chunks write disjoint rows of out; several only for large groups.
@@ -277,8 +308,10 @@ class ExactPosterior:
         inverted by bracketed Newton iteration; the shortest interval solves F(b) - F(a) = prob,
         f(a) = f(b).
         """
-        qs = layout.check_probabilities(DEFAULT_QUANTILES if quantiles is None else quantiles)
-        (prob,) = layout.check_probabilities(prob, "prob")
+        qs = tuple(float(v) for v in np.atleast_1d(C.probabilities("quantiles", DEFAULT_QUANTILES if quantiles is None
+                                                                      else quantiles)))
+        if not (isinstance(prob, numbers.Real) and 0.0 < prob < 1.0):
+            raise InputError(f"prob must be a probability in (0, 1), got {prob!r}")
         cols = list(layout.summary_columns(qs, prob))
         self._warn_moments()
         # Column-major, so the DataFrame takes the array without a transposing copy.
@@ -332,8 +365,9 @@ class ExactPosterior:
         return self.weights[keep], m, s
 
     def cdf(self, parameter: str, x: ArrayLike) -> np.ndarray:
-        """Exact posterior CDF of one scalar parameter (flat name) at the points x."""
-        x = np.asarray(x, dtype=float)
+        """Exact posterior CDF of one scalar parameter (flat name) at the points x (+-inf allowed;
+        NaN raises :class:`metapool.errors.InputError`)."""
+        x = C.points("x", x)
         if self._kind_of(parameter)[0] == "tau":
             return self.tau_cdf(x)
         w, m, s = self._row_mixture(parameter)
@@ -342,15 +376,23 @@ class ExactPosterior:
         for sl in B.chunks(flat.size, w.size):
             out[sl] = B.mixture_cdf(flat[sl], w, np.broadcast_to(m, (m.shape[0], flat[sl].size)),
                                     np.broadcast_to(s, (s.shape[0], flat[sl].size)))
+        out = np.clip(np.where(flat == np.inf, 1.0, np.where(flat == -np.inf, 0.0, out)), 0.0, 1.0)
         return out.reshape(x.shape)
 
     def quantile(self, parameter: str, q: ArrayLike) -> np.ndarray:
-        """Exact posterior quantiles of one scalar parameter."""
+        """Exact posterior quantiles of one scalar parameter.
+
+        Probabilities must lie in [0, 1] (else :class:`metapool.errors.InputError`); 0 and 1 give
+        the ends of the support: 0 and the prior's upper end (inf unless bounded) for tau,
+        -inf and inf for the others.
+        """
+        qarr = C.probabilities("q", q)
         if self._kind_of(parameter)[0] == "tau":
-            return self.tau_quantile(q)
+            return self.tau_quantile(qarr)
         w, m, s = self._row_mixture(parameter)
-        qs = np.atleast_1d(np.asarray(q, dtype=float))
-        out = np.array([B.mixture_quantile(float(qq), w, m, s)[0] for qq in qs])
+        qs = np.atleast_1d(qarr)
+        out = np.array([-np.inf if qq == 0 else np.inf if qq == 1 else B.mixture_quantile(float(qq), w, m, s)[0]
+                        for qq in qs.ravel()]).reshape(qs.shape)
         return out if np.ndim(q) else out[0]
 
     def mean(self, parameter: str) -> float:
@@ -367,7 +409,8 @@ class ExactPosterior:
             return self._tau_moments()
         w, m, s = self._row_mixture(parameter)
         mean_ok, sd_ok = self._exists(kind)
-        mu = float(w @ m[:, 0])
+        ref = m[np.argmax(w), 0]                   # shift before summing: no rounding of a large offset
+        mu = float(w @ (m[:, 0] - ref) + ref)
         sd = float(np.sqrt(w @ (s[:, 0] ** 2 + (m[:, 0] - mu) ** 2)))
         return (mu if mean_ok else np.nan), (sd if sd_ok else np.nan)
 
@@ -413,7 +456,11 @@ class ExactPosterior:
         """
         from metapool.analytic._draws import draw
 
-        return draw(self, int(draws), int(chains), seed, predictive, threads)
+        draws, chains = C.positive_int("draws", draws), C.positive_int("chains", chains)
+        C.seed(seed)
+        T.check_threads(threads)
+        C.memory_for_draws(draws, chains, self.data.J, self.data.p, bool(predictive))
+        return draw(self, draws, chains, seed, predictive, threads)
 
     def inverse_cdf_table(self, per_panel: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """(F, tau) table for inverse-CDF sampling: the CDF interpolant at fine points of every panel."""
@@ -439,6 +486,8 @@ class ExactPosterior:
         x = e[:-1, None] + (u[None, :] + 1.0) * 0.5 * (e[1:] - e[:-1])[:, None]
         F = np.append(F.ravel(), 1.0)
         x = np.append(x.ravel(), e[-1])
+        if self._cum[0] > 0:             # the closed-form tail: from tau = 0 up to the first edge
+            F, x = np.concatenate([[0.0], F]), np.concatenate([[-np.inf], x])
         F = np.maximum.accumulate(np.clip(F, 0.0, 1.0))
         F[0] = 0.0
         return F, x
@@ -462,7 +511,12 @@ class Problem(NamedTuple):
 
 def _problem(data: MetaData, tau_prior, beta_prior, threads: int = 1) -> Problem:
     p = data.p
-    prep = B.prepare(data.y, data.variance, data.X, beta_prior.precision(p), beta_prior.mean(p))
+    sd0 = None
+    if beta_prior.proper:   # the sds themselves: 1 / sd^2 overflows for sds below 1e-154
+        sd0 = np.broadcast_to(np.asarray(beta_prior.sd, dtype=float), (p,)).copy()
+    with np.errstate(over="ignore", divide="ignore"):
+        prec0 = beta_prior.precision(p)
+    prep = B.prepare(data.y, data.variance, data.X, prec0, beta_prior.mean(p), sd0=sd0)
     return Problem(data, tau_prior, beta_prior, prep, threads)
 
 
@@ -504,7 +558,9 @@ def check_proper(data: MetaData, tau_prior=None, beta_prior=None) -> float:
 def _logf_log(x: np.ndarray, prob: Problem) -> np.ndarray:
     """log density of x = log tau: log p(tau | y) + log tau."""
     x = np.asarray(x, dtype=float)
-    return _log_post_tau(np.exp(x), prob) + x
+    with np.errstate(over="ignore", invalid="ignore"):   # far outside the posterior: -inf or nan, handled
+        out = _log_post_tau(np.exp(x), prob) + x
+    return np.where(np.isnan(out), -np.inf, out)
 
 
 def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, float]:
@@ -512,13 +568,22 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
     data, tau_prior = prob.data, prob.tau_prior
     f = lambda x: _logf_log(x, prob)  # noqa: E731
     upper_x = math.log(tau_prior.upper) if math.isfinite(tau_prior.upper) else math.inf
-    ref = math.log(max(float(np.sqrt(np.mean(data.variance))), float(np.std(data.y)), 1e-300))
-    xs = ref + np.arange(-40.0, 40.5, 4.0)
-    xs = xs[(xs >= X_RANGE[0]) & (xs <= X_RANGE[1])]
-    if math.isfinite(upper_x):
-        xs = np.append(xs[xs < upper_x], upper_x)
+    if upper_x <= X_RANGE[0]:
+        raise InputError(
+            f"the {tau_prior.spec} prior puts tau below {math.exp(X_RANGE[0]):.1e}, under the smallest "
+            "normal double precision number; use a larger upper bound (or a flat tau prior) or rescale "
+            "effects and standard errors")
+    if upper_x >= X_RANGE[1]:
+        upper_x = math.inf      # beyond the range: the posterior must end inside it (checked below)
+    xs = _scan_points(prob, upper_x)
     fs = f(xs)
-    i = int(np.nanargmax(fs))
+    if not np.any(np.isfinite(fs)):
+        raise InputError(
+            f"the posterior density of tau is zero or not finite everywhere in {math.exp(X_RANGE[0]):.1e} < tau "
+            f"< {math.exp(X_RANGE[1]):.1e} (tau prior {tau_prior.spec}, beta prior {prob.beta_prior.spec}): "
+            "the prior's scale and the data's are too far apart for double precision; rescale the "
+            "effects and standard errors together with the priors' scales")
+    i = int(np.nanargmax(np.where(np.isfinite(fs), fs, -np.inf)))
     a, b = xs[max(i - 1, 0)], xs[min(i + 1, xs.size - 1)]
     # Zoom on the mode with batches of points (one evaluation per round, cheap for small J).
     xm, fm = float(xs[i]), float(fs[i])
@@ -544,7 +609,8 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
     fv = f(pts)
     sigma = 1.0
     for k in range(hs.size - 1, -1, -1):          # the largest step whose sigma it resolves
-        d2 = (fv[2 - k] - 2 * fv[3] + fv[4 + k]) / hs[k] ** 2
+        with np.errstate(invalid="ignore", over="ignore"):
+            d2 = (fv[2 - k] - 2 * fv[3] + fv[4 + k]) / hs[k] ** 2
         if d2 < 0 and np.isfinite(d2):
             sigma = 1.0 / math.sqrt(-d2)
             if hs[k] <= sigma:
@@ -562,7 +628,11 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
             if direction in ends:
                 continue
             x = xm + direction * sigma * (1.5 ** ks - 1.0) / 0.5
+            edge = X_RANGE[0] if direction < 0 else X_RANGE[1]
+            beyond = np.any(x < X_RANGE[0]) if direction < 0 else np.any(x > X_RANGE[1])
             x = x[(x >= X_RANGE[0]) & (x <= X_RANGE[1])]
+            if beyond and direction * (edge - xm) > 0:   # the walk would leave the range: try its end
+                x = np.append(x, edge)
             if direction > 0 and math.isfinite(upper_x):
                 x = x[x < upper_x]
             if x.size == 0:
@@ -582,15 +652,53 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
                 ends[direction] = float(x[below[0]])
             else:
                 best[direction] = float(run[-1])
-    for direction in (-1, +1):
-        if direction not in ends and direction > 0 and math.isfinite(upper_x):
-            ends[direction] = upper_x
-        if not math.isfinite(ends.get(direction, math.nan)):
-            raise RuntimeError(
-                f"could not bracket the posterior of tau within {math.exp(X_RANGE[0]):.0e} < tau < "
-                f"{math.exp(X_RANGE[1]):.0e}: is it proper? (Effects and standard errors near 1e150 "
-                "reach the range of double precision: rescale them.)")
+    if not math.isfinite(ends.get(+1, math.nan)):
+        if math.isfinite(upper_x):
+            ends[+1] = upper_x
+        else:
+            raise InputError(
+                f"the posterior of tau (tau prior {tau_prior.spec}, beta prior {prob.beta_prior.spec}) still holds "
+                f"mass near tau = {math.exp(X_RANGE[1]):.2g}, where tau^2 overflows double precision: either it is "
+                "nearly improper (use a proper tau prior with a finite scale, a proper coefficient prior of "
+                "moderate sd, or more studies), or a coefficient prior's mean is that far from the data, or the "
+                "effects and standard errors are too large (divide them, and the priors' scales, by a common "
+                "factor such as 1e100)")
+    if not math.isfinite(ends.get(-1, math.nan)):
+        # Below 2.2e-308, tau^2 is 0 next to every s_j^2 (>= 1e-300): the likelihood is its tau -> 0
+        # limit, so a prior density constant near 0 makes the integrand C e^x there (_left_tail).
+        ends[-1] = X_RANGE[0]
+        t0 = math.exp(X_RANGE[0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lp = tau_prior.logpdf(np.array([t0, t0 * 1e-6]))
+        if not (np.all(np.isfinite(lp)) and abs(lp[0] - lp[1]) < 1e-9):
+            raise InputError(
+                f"the {tau_prior.spec} prior puts the posterior of tau below {t0:.1e}, under the smallest normal "
+                "double precision number, where its density is not constant: use a tau prior with a larger "
+                "scale, or rescale the effects, standard errors and the priors' scales together")
     return ends[-1], ends[+1], sigma, xm
+
+
+def _scan_points(prob: Problem, upper_x: float) -> np.ndarray:
+    """Coarse x = log tau points that cannot miss the posterior mode: every 4 around the data's scale,
+    around the mode of the tau prior's own log-tau density, and between the two.
+
+    The prior's mode is found on a grid of the whole range from its density alone (no data: cheap);
+    the posterior mode lies between the prior's and the likelihood's scales.
+    """
+    data, tau_prior = prob.data, prob.tau_prior
+    ref = math.log(max(float(np.sqrt(np.mean(data.variance))), float(np.std(data.y)), 1e-300))
+    grid = np.arange(X_RANGE[0], min(X_RANGE[1], upper_x), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        g = tau_prior.logpdf(np.exp(grid)) + grid
+    pm = float(grid[int(np.argmax(np.where(np.isfinite(g), g, -np.inf)))]) if np.any(np.isfinite(g)) else ref
+    lo, hi = min(ref, pm) - 40.0, max(ref, pm) + 40.5
+    xs = np.arange(lo, hi, 4.0)
+    xs = xs[(xs >= X_RANGE[0]) & (xs <= X_RANGE[1])]
+    if math.isfinite(upper_x):
+        xs = np.append(xs[xs < upper_x], upper_x)
+    if xs.size == 0:
+        xs = np.array([X_RANGE[0]])
+    return xs
 
 
 def graded_edges(lo: float, hi: float, centre: float, sigma: float, core: float = 2.5,
@@ -662,17 +770,23 @@ def _assemble(prob: Problem, spec: ModelSpec, rtol, coordinate, rule, err, level
     data, tau_prior, beta_prior = prob.data, prob.tau_prior, prob.beta_prior
     xs = rule.x.ravel()
     tau = np.exp(xs) if coordinate == "log" else xs
+    tail = coordinate == "log" and rule.edges[0] <= X_RANGE[0]
+    if tail:                  # one more node: the closed-form tail below the first edge (_left_tail)
+        tau = np.append(tau, math.exp(rule.edges[0]))
     cond = _conditional(tau, prob)
     with np.errstate(divide="ignore"):
-        lp = cond.log_post + tau_prior.logpdf(tau) + (xs if coordinate == "log" else 0.0)
-    lp = lp.reshape(rule.x.shape)
+        lp_all = cond.log_post + tau_prior.logpdf(tau) + (np.log(tau) if coordinate == "log" else 0.0)
+    n_rule = xs.size
+    lp = lp_all[:n_rule].reshape(rule.x.shape)
     logw = np.log(rule.w) + lp
-    log_norm = float(special.logsumexp(logw))
+    logw_all = np.append(logw.ravel(), lp_all[n_rule:])  # the tail's weight: its integral, f(e0)
+    log_norm = float(special.logsumexp(logw_all))
     dens = np.exp(lp - log_norm)
-    weights = np.exp(logw.ravel() - log_norm)
+    weights = np.exp(logw_all - log_norm)
     coef = B.panel_cdf_coefficients(dens, rule)
     masses = (dens * rule.w).sum(axis=1)
-    cum = np.concatenate([[0.0], np.cumsum(masses)])
+    below = float(weights[n_rule]) if tail else 0.0
+    cum = np.concatenate([[below], below + np.cumsum(masses)])
     cum /= cum[-1]
     return ExactPosterior(
         spec=spec, data=data, tau_prior=tau_prior, beta_prior=beta_prior, problem=prob, rtol=rtol,
@@ -680,6 +794,19 @@ def _assemble(prob: Problem, spec: ModelSpec, rtol, coordinate, rule, err, level
         x_new=np.asarray(spec.x_new, dtype=float), tail_exponent=spec.tail_exponent, error_estimate=err,
         levels=levels, _cdf_coef=coef, _cum=cum,
     )
+
+
+def _left_tail() -> None:
+    """Documentation anchor: the mass of tau below exp(X_RANGE[0]) = 2.5e-308.
+
+    Notes
+    -----
+    There tau^2 < 6e-616 is 0 next to every s_j^2 (>= 1e-300), so p(y | tau) = p(y | 0); when the
+    prior density is constant near 0 (checked in _find_domain; true for every prior with a scale
+    above ~1e-300), the integrand in x = log tau is f(x) = f(e0) e^(x - e0) for x < e0, whose
+    integral is f(e0): one extra node at tau = e^e0 carries that weight (its conditionals are the
+    tau -> 0 limits), the CDF below e0 is c0 e^(x - e0) and its quantiles invert that.
+    """
 
 
 def fit(
@@ -754,8 +881,8 @@ def fit(
     if grid is not None:
         coordinate = "tau"
         edges = np.unique(np.asarray(grid, dtype=float))
-        if edges.size < 2 or edges[0] < 0:
-            raise ValueError("grid needs at least two distinct tau values >= 0")
+        if edges.size < 2 or edges[0] < 0 or not np.all(np.isfinite(edges)):
+            raise InputError(f"grid needs at least two distinct finite tau values >= 0, got {grid!r}")
         rule = B.make_rule(edges, nodes_per_panel)
     else:
         coordinate = "log"
@@ -771,8 +898,8 @@ def fit(
     for level in range(1, max_levels + 1):
         finer = _assemble(prob, spec, rtol, coordinate, B.bisect(post.rule), np.inf, level)
         new_vals, new_scales = _summary_keys(finer)
-        err = float(np.max(np.abs(new_vals - vals) / np.maximum(new_scales, np.finfo(float).tiny)))
-        post, vals = finer, new_vals
+        err = _refinement_change(vals, new_vals, new_scales)
+        post, vals, scales = finer, new_vals, new_scales
         if err < rtol:
             break
     else:
@@ -782,6 +909,15 @@ def fit(
     if grid is not None:
         _warn_truncated_grid(post)
     return post
+
+
+def _refinement_change(old: np.ndarray, new: np.ndarray, scales: np.ndarray) -> float:
+    """Largest change of a key summary between two refinements, relative to its scale, beyond the
+    rounding of the values themselves (16 units in the last place: a summary whose posterior sd
+    is 1e-13 of its value cannot settle closer than that, and that is not quadrature error)."""
+    rounding = 16.0 * np.finfo(float).eps * np.maximum(np.abs(old), np.abs(new))
+    change = np.maximum(np.abs(new - old) - rounding, 0.0)
+    return float(np.max(change / np.maximum(scales, np.finfo(float).tiny)))
 
 
 def _warn_truncated_grid(post: ExactPosterior) -> None:

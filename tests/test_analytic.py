@@ -592,8 +592,10 @@ def test_tau_quantile_inverts_the_cdf_everywhere(eight_post):
     t = eight_post.tau_quantile(q)
     assert np.all(np.diff(t[:401]) > 0)
     np.testing.assert_allclose(eight_post.tau_cdf(t), q, rtol=0, atol=1e-13)
-    assert eight_post.tau_quantile(0.0) == 0.0 and eight_post.tau_quantile(1.0) == pytest.approx(
-        np.exp(eight_post.rule.edges[-1]))
+    # 0 and 1 give the ends of the support (issue 14): 0 and the flat prior's upper end, inf;
+    # the CDF reaches 1 at the end of the integration domain.
+    assert eight_post.tau_quantile(0.0) == 0.0 and eight_post.tau_quantile(1.0) == np.inf
+    assert eight_post.tau_cdf(np.exp(eight_post.rule.edges[-1])) == 1.0
     assert np.ndim(eight_post.tau_quantile(0.5)) == 0
 
 
