@@ -275,7 +275,7 @@ def linear_predictor(fit: Any, X_new: ArrayLike, prob: float = 0.95, *, seed: in
     x' beta | y is the mixture over the quadrature nodes sum_k w_k N(x' beta_hat_k, x' A_k^-1 x)
     and theta_new | y the same mixture with tau_k^2 added to each variance; the quantiles are
     solved on the mixture CDF. Draws: sample quantiles of x' beta^(s) and of
-    x' beta^(s) + tau^(s) e^(s), e ~ N(0, 1).
+    x' beta^(s) + tau^(s) e^(s), e ~ N(0, 1), one e per draw shared by all rows.
     """
     f = _as_fit(fit)
     Xn = np.atleast_2d(np.asarray(X_new, dtype=float))
@@ -297,7 +297,8 @@ def linear_predictor(fit: Any, X_new: ArrayLike, prob: float = 0.95, *, seed: in
     beta = np.asarray(post[name].values, dtype=float).reshape(-1, f.data.p)   # (S, p)
     tau = np.asarray(post["tau"].values, dtype=float).ravel()
     lin = beta @ Xn.T                                                           # (S, G)
-    pred = lin + tau[:, None] * np.random.default_rng(seed).standard_normal(lin.shape)
+    # one normal per draw, shared by every row (common random numbers: smooth bands, same marginals)
+    pred = lin + tau[:, None] * np.random.default_rng(seed).standard_normal((lin.shape[0], 1))
     lo, hi = np.quantile(lin, [a, 1.0 - a], axis=0)
     plo, phi = np.quantile(pred, [a, 1.0 - a], axis=0)
     return {"mean": lin.mean(axis=0), "lower": lo, "upper": hi, "pred_lower": plo, "pred_upper": phi}
@@ -391,7 +392,7 @@ def plot_tau_density(fit: Any, other: Any = None, *, ax: Any = None, prob: float
     ax.set(xlabel="tau (between-study sd)", ylabel="density", title="Posterior density of tau",
            xlim=(0.0, upper))
     ax.set_ylim(bottom=0.0, top=1.12 * float(np.nanmax(dens)))
-    ax.legend(frameon=False, fontsize="small", loc="upper right")
+    ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
 
@@ -691,7 +692,12 @@ def plot_forest(fit: Any, *, sort: str | None = "effect", prob: float = 0.95, ax
                   fontsize="small" if J <= 30 else "x-small")
     ax.set_ylim(-0.8, J + 2.8)
     if back is not None:
+        from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:.3g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"{effects.ratio_name(measure) or measure} (log scale)")
     else:
         ax.set_xlabel(f"effect{f' ({measure})' if measure else ''}")
