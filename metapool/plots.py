@@ -1006,14 +1006,13 @@ def _sbc_columns(result: Any, parameters: Sequence[str] | None, limit: int = 6) 
 
 
 def _ecdf_diff(ax: Any, u: np.ndarray, level: float, color: str = _EXACT_COLOR) -> None:
-    """ECDF of ``u`` minus the uniform CDF, with a pointwise binomial ``level`` band."""
+    """ECDF of ``u`` minus the uniform CDF, with a pointwise ``level`` band +- z sqrt(z (1 - z) / n)
+    (the normal approximation of the binomial ECDF count under uniformity)."""
     n = u.size
     z = np.linspace(0.0, 1.0, 201)
     ecdf = np.searchsorted(np.sort(u), z, side="right") / n
-    a = (1.0 - level) / 2.0
-    lo = stats.binom.ppf(a, n, z) / n - z
-    hi = stats.binom.ppf(1.0 - a, n, z) / n - z
-    ax.fill_between(z, lo, hi, color="0.85", lw=0, label=f"{100 * level:g}% pointwise band (uniform)")
+    half = stats.norm.ppf(0.5 + level / 2.0) * np.sqrt(z * (1.0 - z) / n)
+    ax.fill_between(z, -half, half, color="0.85", lw=0, label=f"{100 * level:g}% pointwise band (uniform)")
     ax.plot(z, ecdf - z, color=color, lw=1.4, label="ECDF - uniform CDF")
     ax.axhline(0.0, color="0.5", lw=0.7)
     ax.set_xlim(0.0, 1.0)
@@ -1077,7 +1076,7 @@ def plot_ecdf_difference(result: Any, parameters: Sequence[str] | None = None, *
     parameters : sequence of str, optional
         Default the first six.
     level : float, default 0.99
-        Pointwise binomial band of the ECDF under uniform ranks.
+        Pointwise band of the ECDF under uniform ranks (normal approximation).
 
     Returns
     -------
@@ -1145,7 +1144,8 @@ def plot_pareto_k(k: ArrayLike, labels: Sequence[str] | None = None, *, ax: Any 
     ax.axhline(thr, color="firebrick", ls="--", lw=1, label=f"threshold {thr:.2f}")
     ax.axhline(1.0, color="k", ls=":", lw=1, label="k = 1")
     if k.size <= 30:
-        ax.set_xticks(x, labels, rotation=60, ha="right", fontsize="x-small")
+        ax.set_xticks(x, labels, rotation=60 if k.size > 10 else 0, ha="right" if k.size > 10 else "center",
+                      fontsize="small")
     else:
         for i in np.argsort(k)[-n_labels:]:
             ax.annotate(labels[i], (x[i], k[i]), xytext=(3, 3), textcoords="offset points", fontsize="x-small")
@@ -1182,5 +1182,5 @@ def plot_loo_pit(pit: ArrayLike, *, ax: Any = None, level: float = 0.99) -> Any:
     ax = _axes(ax)
     _ecdf_diff(ax, u, level)
     ax.set(xlabel="LOO-PIT", ylabel="ECDF difference", title=f"LOO-PIT of {u.size} studies")
-    ax.legend(frameon=False, fontsize="x-small")
+    ax.legend(frameon=False, fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     return ax
