@@ -368,6 +368,7 @@ def plot_tau_density(fit: Any, other: Any = None, *, ax: Any = None, prob: float
     density decreases from 0); for draws it is the narrowest window holding ceil(prob S) draws.
     """
     f = _as_fit(fit)
+    own = ax is None
     ax = _axes(ax)
     t, dens = _tau_curve(f, n)
     color = _EXACT_COLOR if f.kind == "exact" else _NUTS_COLOR
@@ -392,7 +393,10 @@ def plot_tau_density(fit: Any, other: Any = None, *, ax: Any = None, prob: float
     ax.set(xlabel="tau (between-study sd)", ylabel="density", title="Posterior density of tau",
            xlim=(0.0, upper))
     ax.set_ylim(bottom=0.0, top=1.12 * float(np.nanmax(dens)))
-    ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if own:   # its own figure: the legend to the right of the curves
+        ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:     # a panel among others: inside, over the thin right tail
+        ax.legend(frameon=True, framealpha=0.85, fontsize="x-small", loc="upper right")
     return ax
 
 

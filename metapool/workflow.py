@@ -482,6 +482,7 @@ def run_manifest(argv: Sequence[str], result: FitResult | "ValidationResult",
                          "rtol": float(post.rtol)}
         meta["draws"] = {"draws": int(result.draws["posterior"].sizes["draw"]),
                          "chains": int(result.draws["posterior"].sizes["chain"]), "independent": True}
+    if isinstance(result, FitResult):   # both engines write the predictive figures
         meta["figure_files"] = {k: v for k, v in safe_names_for(predictive_studies(d, studies)).items()}
     if result.draws is not None and result.engine != "exact":
         from metapool.models import divergences, run_info
