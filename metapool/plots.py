@@ -794,6 +794,7 @@ def plot_predictive(post: Any, study: Any, ax: Any = None, n: int = 600, bins: i
         histogram, and the observed y_j (black, dotted).
     """
     f = _as_fit(post)
+    own = ax is None
     ax = _axes(ax)
     label = _study_labels(f.data, [study])[0]
     name = f"y_pred[{label}]"
@@ -814,8 +815,11 @@ def plot_predictive(post: Any, study: Any, ax: Any = None, n: int = 600, bins: i
     y_obs = float(f.data.y[list(f.data.labels).index(label)])
     ax.axvline(y_obs, color="k", ls=":", lw=1, label=f"observed {y_obs:.3g}")
     ax.set(xlabel=f"effect of study {label}", ylabel="density", title=f"Posterior predictive: {name}")
-    ax.set_ylim(bottom=0.0)
-    ax.legend(frameon=False, fontsize="small")
+    ax.set_ylim(bottom=0.0, top=1.3 * ax.get_ylim()[1])
+    if own:
+        ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(frameon=True, framealpha=0.85, fontsize="x-small", loc="upper left", ncol=2)
     return ax
 
 
