@@ -37,7 +37,7 @@ def test_the_four_notebooks_are_there_and_paired():
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs(name, monkeypatch):
     monkeypatch.setenv("METAPOOL_FAST", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)   # the kernel's inline backend keeps the figures
     nb = jupytext.read(NOTEBOOKS / f"{name}.py")
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOKS)}})
