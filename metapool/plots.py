@@ -21,6 +21,7 @@ quantiles). They return the matplotlib Axes (or Figure) they drew on.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -79,8 +80,13 @@ class _Fit:
     def kind(self) -> str:
         return "exact" if self.exact is not None else "draws"
 
+    @functools.cached_property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The draws under their flat names (computed once per figure)."""
+        return layout.flat_draw_arrays(self.draws)
+
     def flat(self, name: str) -> np.ndarray:
-        arrays = _flat_arrays(self.draws)
+        arrays = self.arrays
         if name not in arrays:
             raise InputError(f"the draws have no {name!r}; they have {', '.join(list(arrays)[:6])} ...")
         return arrays[name].ravel()
@@ -107,19 +113,6 @@ class _Fit:
         d = self.flat(name)
         lo, hi = np.quantile(d, [a, 1.0 - a])
         return float(d.mean()), float(lo), float(hi)
-
-
-_FLAT_CACHE: dict[int, tuple[Any, dict[str, np.ndarray]]] = {}
-
-
-def _flat_arrays(dt: Any) -> dict[str, np.ndarray]:
-    key = id(dt)
-    hit = _FLAT_CACHE.get(key)
-    if hit is None or hit[0] is not dt:
-        _FLAT_CACHE.clear()
-        hit = (dt, layout.flat_draw_arrays(dt))
-        _FLAT_CACHE[key] = hit
-    return hit[1]
 
 
 def _data_of_tree(dt: Any) -> Any:
@@ -609,12 +602,16 @@ def _sort_order(data: Any, sort: str | None) -> np.ndarray:
 
 
 def _pooled_row(f: _Fit, prob: float) -> tuple[str, float, float, float]:
-    """Label, mean and interval of the pooled effect (mu, or x' beta at the new study's covariates)."""
+    """Label, mean and interval of the pooled effect (mu, or x' beta at the new study's covariates
+    for the exact engine, at the mean covariate row for draws)."""
     if f.data.intercept_only:
         return ("pooled effect mu", *f.interval("mu", prob))
-    x = f.exact.x_new if f.exact is not None else f.data.x_mean
+    if f.exact is not None:
+        x, name = f.exact.x_new, "mean effect at x_new"
+    else:   # draws do not record x_new: the mean covariate row
+        x, name = f.data.x_mean, "mean effect at mean x"
     lp = linear_predictor(f, np.asarray(x, dtype=float)[None, :], prob)
-    return ("mean effect at x_new", float(lp["mean"][0]), float(lp["lower"][0]), float(lp["upper"][0]))
+    return (name, float(lp["mean"][0]), float(lp["lower"][0]), float(lp["upper"][0]))
 
 
 def plot_forest(fit: Any, *, sort: str | None = "effect", prob: float = 0.95, ax: Any = None,
