@@ -37,7 +37,8 @@ code, pre { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size:
 pre { background: #f5f5f7; padding: 0.7em 1em; overflow-x: auto; border-radius: 4px; }
 table { border-collapse: collapse; font-size: 0.88em; margin: 0.5em 0 1em 0; }
 th, td { padding: 0.2em 0.7em; border-bottom: 1px solid #e5e5e5; text-align: right; }
-th:first-child, td:first-child { text-align: left; } thead th { border-bottom: 2px solid #999; }
+th:first-child, td:first-child { text-align: left; white-space: nowrap; } thead th { border-bottom: 2px solid #999; }
+div.scroll { overflow-x: auto; max-width: 100%; }
 figure { margin: 1em 0 2em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
 .note { color: #555; font-size: 0.92em; } details summary { cursor: pointer; color: #0645ad; }
@@ -79,7 +80,8 @@ def data_summary(data: Any) -> pd.DataFrame:
     pandas.DataFrame
         Index ``item``, one column ``value`` (strings): dataset, studies J, measure,
         coefficients, effects (min, median, max), standard errors (min, median, max),
-        Cochran's Q (df, p) and I^2 with the REML tau (:func:`metapool.heterogeneity.heterogeneity`).
+        Cochran's Q (df, p) and I^2 with the REML tau (:func:`metapool.heterogeneity.heterogeneity`;
+        residual heterogeneity for a meta-regression).
     """
     from metapool.heterogeneity import heterogeneity
 
@@ -96,8 +98,8 @@ def data_summary(data: Any) -> pd.DataFrame:
         h = heterogeneity(data)
         rows += [
             ("Cochran's Q (df, p)", f"{h.q:.4g} ({h.df}, {h.q_pvalue:.3g})"),
-            ("I^2 (REML)", f"{100 * h.i2:.1f} %"),
-            ("tau (REML)", f"{h.tau:.4g}"),
+            ("I^2 (REML)" if data.intercept_only else "residual I^2 (REML)", f"{100 * h.i2:.1f} %"),
+            ("tau (REML)" if data.intercept_only else "residual tau (REML)", f"{h.tau:.4g}"),
         ]
     except ValueError:  # too few studies for the estimates
         pass
@@ -115,7 +117,7 @@ def _table_html(t: ReportTable) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [index_name, *frame.columns])
     body = "\n".join("<tr>" + f"<td>{html.escape(str(i))}</td>" + "".join(f"<td>{fmt(v)}</td>" for v in row)
                      + "</tr>" for i, row in zip(frame.index, frame.itertuples(index=False)))
-    table = f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+    table = f'<div class="scroll"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table></div>'
     link = f' <span class="note">(<a href="{html.escape(t.file)}">{html.escape(t.file)}</a>)</span>' if t.file else ""
     if t.collapsed:
         return (f"<h2>{html.escape(t.title)}{link}</h2>\n<details><summary>show {len(frame)} rows</summary>\n"
