@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import os
 import re
+import shlex
 import sys
 import traceback
 import warnings
@@ -194,9 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--engine", choices=("exact", "nuts"), default="exact",
                      help="exact quadrature (default) or NUTS (adds mcse_mean, ess_bulk, ess_tail, r_hat)")
     fit.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
-    _add_out_options(fit, "summary.csv/json, the draws, coda.csv, metadata.json and (exact) figures")
+    _add_out_options(fit, "summary.csv/json, the draws, coda.csv, the figures, index.html and metadata.json")
     fit.add_argument("--study", metavar="LABEL", action="append",
-                     help="study for predictive_<LABEL>.png with --out (exact engine; repeatable; default "
+                     help="study for predictive_<LABEL>.png with --out (repeatable; default "
                           "the third study, as in the original analysis)")
     fit.set_defaults(handler=cmd_fit)
 
@@ -206,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "comparison; exit status 0 if it passed, 1 if not.")
     _add_data_options(val)
     _add_sampling_options(val)
-    _add_out_options(val, "report.csv and compare_densities.png")
+    _add_out_options(val, "report.csv, the figures, index.html and metadata.json")
     val.set_defaults(handler=cmd_validate)
 
     from metapool.workflow import DEMO_SEED
@@ -399,7 +400,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         _info(line)
     if args.out:
         _use_agg()
-        files = outputs.write_run(args.out, workflow.fit_files(result, args.study),
+        files = outputs.write_run(args.out, workflow.fit_files(result, args.study, shlex.join(["metapool", *args.argv])),
                                   workflow.run_manifest(args.argv, result, args.study), args.overwrite)
         _info(f"wrote {', '.join(files)} to {args.out}")
     return 0
@@ -413,14 +414,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     spec = workflow.model_spec(opts.pop("data"), opts.pop("tau_prior"), opts.pop("beta_prior"),
                                opts.pop("parameterization"), opts.pop("x_new"))
     if args.out:
-        outputs.check_out_dir(args.out, ["report.csv", "compare_densities.png", outputs.MANIFEST], args.overwrite)
+        outputs.check_out_dir(args.out, [*workflow.validation_file_names(spec.data).values(), outputs.MANIFEST],
+                              args.overwrite)
     result = workflow.validate(spec, **opts)
     print(result.header())
     print()
     print(str(result.report))
     if args.out:
         _use_agg()
-        files = outputs.write_run(args.out, workflow.validation_files(result),
+        files = outputs.write_run(args.out, workflow.validation_files(result, shlex.join(["metapool", *args.argv])),
                                   workflow.run_manifest(args.argv, result), args.overwrite)
         _info(f"wrote {', '.join(files)} to {args.out}")
     return 0 if result.passed else 1

@@ -38,6 +38,7 @@ __all__ = [
     "nuts_fit",
     "fit_files",
     "validate",
+    "validation_file_names",
     "validation_files",
     "demo",
     "run_manifest",
@@ -181,12 +182,12 @@ def check_engine_options(engine: str, given: Mapping[str, Any]) -> None:
     ----------
     engine : {"exact", "nuts"}
     given : mapping
-        Option name (as in :data:`NUTS_OPTIONS`, or ``study``) to value; None means not given.
+        Option name (as in :data:`NUTS_OPTIONS`) to value; None means not given.
 
     Raises
     ------
     InputError
-        An unknown engine, a NUTS option with the exact engine, or figure studies with NUTS.
+        An unknown engine or a NUTS option with the exact engine.
     """
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
@@ -196,8 +197,6 @@ def check_engine_options(engine: str, given: Mapping[str, Any]) -> None:
             opts = ", ".join("--" + n.replace("_", "-") for n in bad)
             raise InputError(f"{opts} {'apply' if len(bad) > 1 else 'applies'} to the NUTS engine only; "
                              "add --engine nuts or leave them out")
-    elif given.get("study"):
-        raise InputError("--study chooses the exact engine's predictive figures; the NUTS engine writes none")
 
 
 # ----------------------------------------------------------------------------- fit
@@ -397,14 +396,25 @@ def predictive_studies(data: MetaData, requested: Sequence[str] | None) -> list[
 def fit_file_names(engine: str, data: MetaData, studies: Sequence[str] | None = None) -> dict[str, str]:
     """Every file ``fit --out`` writes (besides ``metadata.json``), by role, before fitting.
 
-    Predictive figures are keyed ``predictive:LABEL``.
+    Predictive figures are keyed ``predictive:LABEL``. Both engines write the tau density, the
+    shrinkage, forest and predictive figures, the funnel plot (intercept-only designs) or the
+    regression bubble plot (meta-regressions) and the report ``index.html``; the exact engine
+    also the conditional means.
     """
+    from metapool.report import REPORT
+
     names = {"summary_csv": "summary.csv", "summary_json": "summary.json", "draws": outputs.draws_file_name(),
-             "coda": "coda.csv"}
+             "coda": "coda.csv", "tau_density": "tau_density.png"}
     if engine == "exact":
-        names.update(tau_density="tau_density.png", conditional_means="conditional_means.png")
-        pred = safe_names_for(predictive_studies(data, studies))
-        names.update({f"predictive:{k}": v for k, v in pred.items()})
+        names["conditional_means"] = "conditional_means.png"
+    names.update(shrinkage="shrinkage.png", forest="forest.png")
+    if data.intercept_only:
+        names["funnel"] = "funnel.png"
+    else:
+        names["regression"] = "regression.png"
+    pred = safe_names_for(predictive_studies(data, studies))
+    names.update({f"predictive:{k}": v for k, v in pred.items()})
+    names["report"] = REPORT
     return names
 
 
@@ -413,8 +423,65 @@ def safe_names_for(studies: Sequence[str]) -> dict[str, str]:
     return outputs.safe_names(studies, prefix="predictive_", suffix=".png")
 
 
-def fit_files(result: FitResult, studies: Sequence[str] | None = None) -> list[outputs.OutputFile]:
-    """The files of ``fit --out``: summary (CSV, JSON), draws, the coda table, figures (exact).
+#: Captions of the figures in the report, by role.
+FIGURE_CAPTIONS: Mapping[str, str] = {
+    "tau_density": "Posterior density of tau (between-study sd) with its prior (dashed) and 95% shortest interval.",
+    "conditional_means": "E[theta_j | tau, y] against tau: how each study's effect moves from the pooled "
+                         "estimate to its own y_j as tau grows.",
+    "shrinkage": "Shrinkage (BDA3 Fig. 5.6): conditional means +- 1 sd against tau, the tau posterior underneath.",
+    "forest": "Forest plot: observed effects +- 1.96 s_j, shrunken study effects, pooled effect and prediction "
+              "interval for a new study.",
+    "funnel": "Contour-enhanced funnel plot (shaded: two-sided significance at 10%, 5%, 1%).",
+    "regression": "Meta-regression: effects against the first covariate (area by precision), posterior mean "
+                  "with credible and prediction bands.",
+    "compare_densities": "Exact posterior densities against NUTS kernel density estimates.",
+}
+
+
+def _figure_makers(fit_obj: Any, data: MetaData, names: Mapping[str, str]) -> dict[str, Any]:
+    """Role -> function making the figure, for the figure roles in ``names``."""
+    from metapool import plots
+
+    makers = {
+        "tau_density": lambda: plots.plot_tau_density(fit_obj),
+        "conditional_means": lambda: plots.plot_conditional_means(fit_obj),
+        "shrinkage": lambda: plots.plot_shrinkage(fit_obj),
+        "forest": lambda: plots.plot_forest(fit_obj, measure=data.measure),
+        "funnel": lambda: plots.plot_funnel(fit_obj),
+        "regression": lambda: plots.plot_regression(fit_obj),
+    }
+    out = {k: makers[k] for k in names if k in makers}
+    for key in names:
+        if key.startswith("predictive:"):
+            label = key.split(":", 1)[1]
+            out[key] = lambda label=label: plots.plot_predictive(fit_obj, label)
+    return out
+
+
+def _caption(key: str) -> str:
+    if key.startswith("predictive:"):
+        label = key.split(":", 1)[1]
+        return (f"Posterior predictive of study {label}'s effect: mean (red), 2.5% and 97.5% quantiles (green), "
+                "observed (dotted); the original analysis's histogram.")
+    return FIGURE_CAPTIONS.get(key, key)
+
+
+def _main_rows(table: pd.DataFrame, data: MetaData) -> pd.DataFrame:
+    rows = [r for r in ("tau", *layout.coef_parameters(data), "theta_new") if r in table.index]
+    return table.loc[rows]
+
+
+def _run_facts(result: FitResult) -> list[str]:
+    """The footer and rerun lines of a fit, for the report; none while ``metapool.models.run_info`` is absent."""
+    try:
+        return [result.footer(), *result.reruns()]
+    except ImportError:  # an older metapool.models without run_info
+        return []
+
+
+def fit_files(result: FitResult, studies: Sequence[str] | None = None,
+              command: str | None = None) -> list[outputs.OutputFile]:
+    """The files of ``fit --out``: summary (CSV, JSON), draws, the coda table, figures, ``index.html``.
 
     Parameters
     ----------
@@ -422,7 +489,10 @@ def fit_files(result: FitResult, studies: Sequence[str] | None = None) -> list[o
         With draws (``fit(..., with_draws=True)`` for the exact engine).
     studies : sequence of str, optional
         Studies for the predictive figures (default the third study).
+    command : str, optional
+        The command line, shown in the report.
     """
+    from metapool import report
     from metapool.summaries import coda_table
 
     if result.draws is None:
@@ -435,20 +505,19 @@ def fit_files(result: FitResult, studies: Sequence[str] | None = None) -> list[o
         outputs.OutputFile(names["draws"], lambda p: outputs.write_draws(dt, p)),
         outputs.OutputFile(names["coda"], outputs.write_table(coda_table(dt))),
     ]
-    if result.engine == "exact":
-        from metapool import plots
-
-        post = result.exact
-        files += [
-            outputs.OutputFile(names["tau_density"], outputs.write_figure(lambda: plots.plot_tau_density(post))),
-            outputs.OutputFile(names["conditional_means"],
-                               outputs.write_figure(lambda: plots.plot_conditional_means(post))),
-        ]
-        for key, name in names.items():
-            if key.startswith("predictive:"):
-                label = key.split(":", 1)[1]
-                files.append(outputs.OutputFile(
-                    name, outputs.write_figure(lambda label=label: plots.plot_predictive(post, label))))
+    fit_obj = result.exact if result.engine == "exact" else dt
+    makers = _figure_makers(fit_obj, result.data, names)
+    files += [outputs.OutputFile(names[k], outputs.write_figure(make)) for k, make in makers.items()]
+    all_names = [*names.values(), outputs.MANIFEST]
+    figures = [report.ReportFigure(names[k], _caption(k)) for k in makers]
+    tables = [report.ReportTable("Posterior summary: tau, coefficients, new study", _main_rows(result.table, result.data),
+                                 file=names["summary_csv"]),
+              report.ReportTable("Posterior summary: every parameter", result.table, file=names["summary_csv"],
+                                 collapsed=True)]
+    notes = [result.header(), *_run_facts(result)]
+    title = f"metapool fit: {describe_data(result.data)}"
+    files.append(outputs.OutputFile(names["report"], report.report_writer(
+        lambda: report.render_html(title, command, result.data, tables, figures, notes, all_names))))
     return files
 
 
@@ -489,6 +558,7 @@ def run_manifest(argv: Sequence[str], result: FitResult | "ValidationResult",
                          "rtol": float(post.rtol)}
         meta["draws"] = {"draws": int(result.draws["posterior"].sizes["draw"]),
                          "chains": int(result.draws["posterior"].sizes["chain"]), "independent": True}
+    if isinstance(result, FitResult):   # both engines write the predictive figures
         meta["figure_files"] = {k: v for k, v in safe_names_for(predictive_studies(d, studies)).items()}
     if result.draws is not None and result.engine != "exact":
         from metapool.models import divergences, run_info
@@ -540,16 +610,48 @@ def validate(data: MetaData | ModelSpec, *, tau_prior: Any = None, beta_prior: A
     return ValidationResult(spec, compare(dt, post), post, dt, time.perf_counter() - t0, seed)
 
 
-def validation_files(result: ValidationResult) -> list[outputs.OutputFile]:
-    """``report.csv`` (the comparison table) and ``compare_densities.png`` (tau and the coefficients)."""
-    from metapool import plots
+def validation_file_names(data: MetaData) -> dict[str, str]:
+    """Every file ``validate --out`` writes (besides ``metadata.json``), by role."""
+    from metapool.report import REPORT
 
-    names = ("tau",) + layout.coef_parameters(result.spec.data)
-    return [
-        outputs.OutputFile("report.csv", outputs.write_table(pd.DataFrame(result.report.table))),
-        outputs.OutputFile("compare_densities.png", outputs.write_figure(
-            lambda: plots.plot_compare_densities(result.exact, result.draws, var_names=names))),
-    ]
+    return {"report_csv": "report.csv", "compare_densities": "compare_densities.png",
+            "tau_density": "tau_density.png", "shrinkage": "shrinkage.png", "forest": "forest.png",
+            "report": REPORT}
+
+
+def validation_files(result: ValidationResult, command: str | None = None) -> list[outputs.OutputFile]:
+    """``report.csv`` (the comparison table), ``compare_densities.png`` (tau and the coefficients),
+    the tau density (exact with the NUTS density overlaid), the shrinkage and forest plots of the
+    NUTS draws, and ``index.html``."""
+    from metapool import plots, report
+
+    names = validation_file_names(result.spec.data)
+    var_names = ("tau",) + layout.coef_parameters(result.spec.data)
+    table = pd.DataFrame(result.report.table)
+    data = result.spec.data
+    makers = {
+        "compare_densities": lambda: plots.plot_compare_densities(result.exact, result.draws, var_names=var_names),
+        "tau_density": lambda: plots.plot_tau_density(result.exact, result.draws),
+        "shrinkage": lambda: plots.plot_shrinkage(result.draws),
+        "forest": lambda: plots.plot_forest(result.draws, measure=data.measure),
+    }
+    captions = {**FIGURE_CAPTIONS,
+                "tau_density": "Posterior density of tau: exact (solid) with the NUTS kernel density (dash-dot), "
+                               "the prior (dashed) and the exact 95% shortest interval.",
+                "shrinkage": FIGURE_CAPTIONS["shrinkage"] + " From the NUTS draws (binned by tau).",
+                "forest": FIGURE_CAPTIONS["forest"] + " From the NUTS draws."}
+    files = [outputs.OutputFile(names["report_csv"], outputs.write_table(table))]
+    files += [outputs.OutputFile(names[k], outputs.write_figure(m)) for k, m in makers.items()]
+    verdict = "PASSED" if result.passed else "FAILED"
+    notes = [result.header(), f"NUTS against the exact posterior: {verdict}."]
+    figures = [report.ReportFigure(names[k], captions[k]) for k in makers]
+    tables = [report.ReportTable("NUTS against the exact posterior", table, file=names["report_csv"],
+                                 collapsed=len(table) > 40)]
+    all_names = [*names.values(), outputs.MANIFEST]
+    title = f"metapool validate: {describe_data(data)}"
+    files.append(outputs.OutputFile(names["report"], report.report_writer(
+        lambda: report.render_html(title, command, data, tables, figures, notes, all_names))))
+    return files
 
 
 # ----------------------------------------------------------------------------- demo

@@ -240,7 +240,8 @@ def test_out_writes_the_original_outputs(capsys, tmp_path, eight_exact):
     names = {p.name for p in out_dir.iterdir()}
     draws_file = "draws.nc" if "draws.nc" in names else "draws.csv"
     assert names == {"summary.csv", "summary.json", draws_file, "coda.csv", "metadata.json", "tau_density.png",
-                     "conditional_means.png", "predictive_A.png", "predictive_C.png"}
+                     "conditional_means.png", "shrinkage.png", "forest.png", "funnel.png", "predictive_A.png",
+                     "predictive_C.png", "index.html"}
     assert json.loads((out_dir / "summary.json").read_text()) == json.loads(out)
     summary = pd.read_csv(out_dir / "summary.csv", index_col="parameter")
     assert summary.loc["tau", "mean"] == pytest.approx(eight_exact.mean("tau"), rel=1e-12)
@@ -259,7 +260,7 @@ def test_out_writes_the_original_outputs(capsys, tmp_path, eight_exact):
     assert meta["engine"] == "exact" and meta["seed"] == 3 and meta["draws"]["draws"] == 2000
     assert meta["data"]["J"] == 8 and meta["tau_prior"] == "flat"
     assert set(meta["files"]) == names
-    for png in names - {"summary.csv", "summary.json", draws_file, "coda.csv", "metadata.json"}:
+    for png in names - {"summary.csv", "summary.json", draws_file, "coda.csv", "metadata.json", "index.html"}:
         assert (out_dir / png).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -292,7 +293,9 @@ def test_fit_engine_nuts(capsys, tmp_path, eight_exact):
     assert meta["engine"] == "nuts"
     assert meta["divergences"] == int(lines[-1].split()[1])
     assert meta["nuts"]["parameterization"] == "noncentered"
-    assert not any(p.suffix == ".png" for p in out_dir.iterdir())  # exact figures belong to the exact engine
+    # the figures of the draws (no exact conditional means) and the report
+    assert {p.name for p in out_dir.iterdir() if p.suffix in (".png", ".html")} == {
+        "tau_density.png", "shrinkage.png", "forest.png", "funnel.png", "predictive_C.png", "index.html"}
     assert "Traceback" not in err
 
 
@@ -341,6 +344,8 @@ def test_validate_exit_status_and_out(capsys, tmp_path, monkeypatch, passed):
     report = pd.read_csv(out_dir / "report.csv", index_col="parameter")
     assert list(report.index) == ["tau"]
     assert (out_dir / "compare_densities.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(json.loads((out_dir / "metadata.json").read_text())["files"]) == {p.name for p in out_dir.iterdir()}
+    assert "index.html" in {p.name for p in out_dir.iterdir()}
 
 
 def test_validate_regression_figure(capsys, tmp_path, monkeypatch):
