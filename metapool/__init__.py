@@ -3,10 +3,9 @@
 
 from metapool.data import MetaData
 from metapool.io import read_csv
-from metapool import datasets
-from metapool import priors
+from metapool import datasets, priors
 
 __version__ = "0.1.0"
 
 __all__ = ["MetaData", "__version__"]
-__all__ += ["read_csv", "datasets"]
+__all__ += ["read_csv", "datasets", "priors"]

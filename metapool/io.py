@@ -280,7 +280,7 @@ def _verbatim_numbers(df: pd.DataFrame, path, columns: list[str], pandas_kwargs:
     elif not isinstance(path, (str, os.PathLike)):
         return df  # a stream that cannot be read twice: keep pandas's reading
     # As text, so that an error quotes a value as written ('1e400', not inf; '1e-400', not 0.0).
-    raw = pd.read_csv(path, usecols=columns, keep_default_na=False, na_values=[""], **{**pandas_kwargs, "dtype": str})
+    raw = pd.read_csv(path, usecols=columns, keep_default_na=False, na_values=[""], **{**pandas_kwargs, "dtype": str, "index_col": None})
     if len(raw) != len(df):
         return df
     df = df.copy()

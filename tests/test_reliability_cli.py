@@ -136,7 +136,6 @@ def test_from_arrays_refuses_2d_input_and_missing_labels():
 @pytest.mark.parametrize("argv, words", [
     (["fit", "bcg", "--covariates", "~ ablat", "--x-new", "ablat=10", "--x-new", "ablat=20"], ["ablat", "twice"]),
     (["fit", "bcg", "--covariates", "~ ablat", "--x-new", "Intercept=2", "ablat=20"], ["intercept", "1"]),
-    (["fit", "eight_schools", "--engine", "nuts", "--study", "A"], ["--study"]),
     (["fit", "eight_schools", "--tune", "500"], ["--tune", "NUTS"]),
     (["fit", "eight_schools", "--parameterization", "centered"], ["--parameterization", "NUTS"]),
     (["fit", "eight_schools", "--transform", "exp"], ["--transform", "OR or RR"]),
