@@ -144,7 +144,42 @@ def _predictive_hierarchical(post, x: np.ndarray, s2: float) -> StudyPredictive:
     return StudyPredictive(w / w.sum(), m, np.sqrt(v))
 
 
-def loo(model: Any, *, rtol: float = 1e-8) -> ExactLOO:
+# A left-out posterior needs a refit when more than this share of it sits at the full rule's ends.
+END_MASS = 1e-12
+
+
+def _reweighted(post) -> tuple[list[StudyPredictive | None], np.ndarray]:
+    """Every study's left-out predictive on the full posterior's nodes (None where a refit is needed).
+
+    p(tau | y_-j) is proportional to p(tau | y) / p(y_j | y_-j, tau), and the downdated normal
+    equations give p(y_j | y_-j, tau) = N(y_j | y_j - e_j v_j / (v_j - h_j), v_j^2 / (v_j - h_j)) with
+    v_j = s_j^2 + tau^2, h_j = x_j' A^-1 x_j and e_j = y_j - x_j' beta_hat(tau) (Sherman–Morrison).
+    """
+    d = post.data
+    keep = post.weights > 0
+    w = post.weights[keep] / post.weights[keep].sum()
+    tau = post.tau_nodes[keep]
+    bh, cov = post.cond.beta_hat[keep], post.cond.beta_cov[keep]
+    v = d.variance[None, :] + (tau**2)[:, None]                      # (K, J)
+    h = np.einsum("jp,kpq,jq->kj", d.X, cov, d.X)
+    e = d.y[None, :] - bh @ d.X.T
+    gap = v - h
+    out: list[StudyPredictive | None] = [None] * d.J
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e_loo = e * v / gap
+        var = v * v / gap
+        logn = -0.5 * (B.LOG_2PI + np.log(var) + e_loo**2 / var)    # log p(y_j | y_-j, tau_k)
+        lw = np.log(w)[:, None] - logn
+    ok = np.all(gap > 1e-10 * v, axis=0) & np.all(np.isfinite(lw), axis=0)
+    for j in np.flatnonzero(ok):
+        wj = np.exp(lw[:, j] - special.logsumexp(lw[:, j]))
+        if wj[:2].sum() + wj[-2:].sum() > END_MASS:
+            continue                                                 # mass beyond the full rule: refit
+        out[j] = StudyPredictive(wj, d.y[j] - e_loo[:, j], np.sqrt(var[:, j]))
+    return out, ok
+
+
+def loo(model: Any, *, rtol: float = 1e-8, method: str = "auto") -> ExactLOO:
     """Exact leave-one-study-out of an exact fit.
 
     Parameters
@@ -154,6 +189,10 @@ def loo(model: Any, *, rtol: float = 1e-8) -> ExactLOO:
         :func:`metapool.analytic.fit_unpooled` (those two carry their own closed form).
     rtol : float
         Tolerance of each refit's quadrature.
+    method : {"auto", "refit"}
+        ``auto`` reweights the full posterior's quadrature rule by 1 / p(y_j | y_-j, tau) (exact
+        identity, rank-one downdate) and refits only the studies whose left-out posterior reaches
+        the rule's ends; ``refit`` refits the model without every study.
 
     Returns
     -------
@@ -167,9 +206,10 @@ def loo(model: Any, *, rtol: float = 1e-8) -> ExactLOO:
     Notes
     -----
     p(y_j | y_-j) = int N(y_j | x_j' beta_hat_-j(tau), s_j^2 + tau^2 + x_j' A_-j^-1 x_j)
-    p(tau | y_-j) dtau, with p(tau | y_-j) the exact posterior of the data without study j on its
-    own converged quadrature rule; the predictive's mean, sd, quantiles and PIT are the same
-    mixture's. elpd_loo = sum_j log p(y_j | y_-j); its SE is sqrt(J var_j) as in [1]_.
+    p(tau | y_-j) dtau; the predictive's mean, sd, quantiles and PIT are the same mixture's.
+    Reweighting uses p(tau | y_-j) ∝ p(tau | y) / p(y_j | y_-j, tau), so that
+    p(y_j | y_-j) = 1 / int p(tau | y) / p(y_j | y_-j, tau) dtau on the full posterior's nodes.
+    elpd_loo = sum_j log p(y_j | y_-j); its SE is sqrt(J var_j) as in [1]_.
 
     References
     ----------
@@ -183,12 +223,15 @@ def loo(model: Any, *, rtol: float = 1e-8) -> ExactLOO:
     if not isinstance(model, ExactPosterior):
         raise TypeError(f"loo needs an exact fit (metapool.analytic.fit / fit_pooled / fit_unpooled), "
                         f"got {type(model).__name__}")
+    if method not in ("auto", "refit"):
+        raise InputError(f"method must be 'auto' or 'refit', got {method!r}")
     spec, d = model.spec, model.data
     specs = [leave_one_out_spec(spec, j) for j in range(d.J)]  # every error before any work
-    preds = []
+    preds = _reweighted(model)[0] if method == "auto" else [None] * d.J
     for j, sj in enumerate(specs):
-        post = fit(sj, rtol=rtol, threads=1)
-        preds.append(_predictive_hierarchical(post, d.X[j], float(d.variance[j])))
+        if preds[j] is None:
+            post = fit(sj, rtol=rtol, threads=1)
+            preds[j] = _predictive_hierarchical(post, d.X[j], float(d.variance[j]))
     return from_predictives(d, preds, f"tau {spec.tau_prior.spec}, beta {spec.beta_prior.spec}")
 
 
@@ -243,14 +286,36 @@ def psis_loo(dt) -> PsisLOO:
 
     if "log_likelihood" not in dt.children:
         raise InputError("the fit has no log_likelihood group: sample with predictive=True")
-    res = az.loo(dt, pointwise=True)
-    labels = [str(s) for s in dt["log_likelihood"][layout.STUDY].values]
+    ll = dt["log_likelihood"]["y"]
+    labels = [str(s) for s in ll[layout.STUDY].values]
+    if np.all(np.ptp(ll.values.reshape(-1, ll.sizes[layout.STUDY]), axis=0) == 0):
+        res = _constant_loo(ll)          # nothing learnt across studies (no pooling): exact
+    else:
+        res = az.loo(dt, pointwise=True)
     elpd_i = np.asarray(res.elpd_i).ravel()
     k = np.asarray(res.pareto_k).ravel()
     table = pd.DataFrame({"elpd_psis": elpd_i, "pareto_k": k},
                          index=pd.Index(labels, name=layout.STUDY))
     kind = str(dt["log_likelihood"].attrs.get("likelihood", "conditional"))
     return PsisLOO(float(res.elpd), float(res.se), float(res.p), table, res, kind)
+
+
+def _constant_loo(ll):
+    """ArviZ's ELPDData for a log-likelihood that is the same in every draw: the elpd is that value
+    (importance weights are all equal; PSIS cannot fit its tail to constant values)."""
+    from arviz_stats.utils import ELPDDataLOO
+
+    vals = ll.isel(chain=0, draw=0).drop_vars(["chain", "draw"], errors="ignore")
+    n = int(ll.sizes["chain"] * ll.sizes["draw"])
+    res = ELPDDataLOO(elpd=float(vals.sum()), se=elpd_se(vals.values), p=0.0, n_samples=n,
+                      n_data_points=int(vals.size), scale="log", warning=False,
+                      good_k=min(1 - 1 / math.log10(n), 0.7), elpd_i=vals, pareto_k=xr_zeros(vals))
+    return res
+
+
+def xr_zeros(da):
+    """An all-zero copy of a DataArray (Pareto k of equal importance weights)."""
+    return da * 0.0
 
 
 def compare_psis(exact: ExactLOO, psis: PsisLOO) -> pd.DataFrame:
