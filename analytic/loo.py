@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import xarray as xr
 import pandas as pd
 from scipy import special
 
@@ -315,7 +316,7 @@ def _constant_loo(ll):
 
 def xr_zeros(da):
     """An all-zero copy of a DataArray (Pareto k of equal importance weights)."""
-    return da * 0.0
+    return xr.zeros_like(da)
 
 
 def compare_psis(exact: ExactLOO, psis: PsisLOO) -> pd.DataFrame:
