@@ -195,13 +195,14 @@ def build_models(data, models: list[str], *, tau_prior: Any = None, beta_prior: 
         elif key in _NOPOOL:
             out[name] = analytic.fit_unpooled(base, theta_prior if theta_prior is not None else beta_prior)
         else:
-            d = reload(name) if reload is not None else _with_formula(data, name)
-            out[name] = analytic.fit(d, tau_prior, _per_coef(beta_prior, d))
+            try:
+                d = reload(name) if reload is not None else _with_formula(data, name)
+            except InputError:
+                raise
+            except ValueError as err:
+                raise InputError(f"bad model {name!r} in --models: {err}") from None
+            out[name] = analytic.fit(d, tau_prior, beta_prior)
     return out
-
-
-def _per_coef(beta_prior: Any, data) -> Any:
-    return beta_prior
 
 
 def _intercept_only(data):
