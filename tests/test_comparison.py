@@ -171,3 +171,45 @@ def test_cli_loo_improper_after_leaving_one_out(cli, capsys, tmp_path):
     path.write_text("label,y,se\na,0.1,0.2\nb,0.5,0.3\nc,-0.2,0.25\n")
     assert cli(["fit", str(path), "--effect", "y", "--se", "se", "--label", "label", "--loo"]) == 2
     assert "leaving out study 'a'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- prior groups
+def test_prior_groups_exact_and_psense(bcg_ablat):
+    import arviz as az
+    from scipy import stats
+
+    from metapool.prior_groups import add_prior_groups
+
+    post = analytic.fit(bcg_ablat, "halfnormal:0.5", "normal:0,2")
+    dt = add_prior_groups(post.sample(draws=500, chains=2, seed=1), post.spec, seed=2)
+    tau = dt["posterior"]["tau"].values
+    beta = dt["posterior"]["beta"].values
+    np.testing.assert_allclose(dt["log_prior"]["tau"].values, stats.halfnorm.logpdf(tau, scale=0.5), rtol=1e-12)
+    np.testing.assert_allclose(dt["log_prior"]["beta"].values, stats.norm.logpdf(beta, 0, 2).sum(-1), rtol=1e-12)
+    pt = dt["prior"]["tau"].values.ravel()
+    z = (pt.mean() - 0.5 * math.sqrt(2 / math.pi)) / (pt.std() / math.sqrt(pt.size))
+    assert abs(z) < 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sens = az.psense_summary(dt, var_names=["tau"])
+    assert np.isfinite(np.asarray(sens.iloc[:, :2], float)).all()
+
+
+def test_prior_draws_need_proper_priors(bcg):
+    from metapool.prior_groups import add_prior_groups, prior_draws
+
+    post = analytic.fit(bcg)
+    with pytest.raises(InputError, match="flat prior on tau"):
+        prior_draws(post.spec)
+    dt = add_prior_groups(post.sample(draws=20, chains=1, seed=1), post.spec)
+    assert "log_prior" in dt.children and "prior" not in dt.children
+
+
+def test_prior_groups_on_a_nuts_fit(nuts_fit):
+    from metapool.prior_groups import add_prior_groups
+    from metapool.spec import model_spec
+
+    eight = metapool.datasets.load("eight_schools")
+    dt = add_prior_groups(nuts_fit("eight_schools"), model_spec(eight))
+    assert set(dt["log_prior"].data_vars) == {"tau", "mu"}
+    assert float(np.abs(dt["log_prior"]["tau"]).max()) == 0.0  # flat priors: log density 0
