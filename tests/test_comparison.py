@@ -213,3 +213,43 @@ def test_prior_groups_on_a_nuts_fit(nuts_fit):
     dt = add_prior_groups(nuts_fit("eight_schools"), model_spec(eight))
     assert set(dt["log_prior"].data_vars) == {"tau", "mu"}
     assert float(np.abs(dt["log_prior"]["tau"]).max()) == 0.0  # flat priors: log density 0
+
+
+# ----------------------------------------------------------------------------- Student-t random effects
+@pytest.mark.parametrize("tau,mu,nu", [(0.01, -0.7, 1.0), (0.3, 0.0, 4.0), (2.0, 1.0, 30.0), (0.5, -0.3, 0.3)])
+def test_student_t_study_level_likelihood_against_quad(tau, mu, nu):
+    import xarray as xr
+    from scipy import integrate, stats
+
+    from metapool.models import student_t_log_likelihood
+
+    d = metapool.datasets.load("bcg")
+    post = xr.Dataset({"tau": (("chain", "draw"), [[tau]]), "mu": (("chain", "draw"), [[mu]])},
+                      coords={"chain": [0], "draw": [0]})
+    ll = student_t_log_likelihood(post, d, nu=nu).values[0, 0]
+    for j in range(d.J):
+        f = lambda th: stats.t.pdf(th, nu, mu, tau) * stats.norm.pdf(d.y[j], th, d.se[j])  # noqa: E731
+        c = 50 * tau + 50 * d.se[j]
+        v = integrate.quad(f, mu - c, mu + c, points=sorted([mu, d.y[j]]), epsabs=0, epsrel=1e-12, limit=1000)[0]
+        v += integrate.quad(f, mu + c, np.inf, epsabs=0, epsrel=1e-10)[0]
+        v += integrate.quad(f, -np.inf, mu - c, epsabs=0, epsrel=1e-10)[0]
+        assert ll[j] == pytest.approx(math.log(v), abs=1e-7), j
+    # large nu: the normal model's study-level likelihood
+    big = student_t_log_likelihood(post, d, nu=1e7).values[0, 0]
+    np.testing.assert_allclose(big, stats.norm.logpdf(d.y, mu, np.sqrt(d.variance + tau**2)), rtol=1e-5)
+
+
+def test_student_t_nuts_fit_compares_with_the_normal_model():
+    from metapool.models import sample_student_t
+
+    eight = metapool.datasets.load("eight_schools")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dt = sample_student_t(eight, nu=4.0, draws=300, tune=300, chains=2, seed=3)
+        table = compare_models({"t4": dt, "normal": analytic.fit(eight)}, seed=1)
+    assert dt.attrs["random_effects"] == "student_t" and dt["log_likelihood"].attrs["likelihood"] == "marginal"
+    assert set(table.index) == {"t4", "normal"}
+    # eight schools has no outliers: the two predict about equally well
+    assert abs(table.at["t4", "elpd"] - table.at["normal", "elpd_exact"]) < 2 * table.at["t4", "se"]
+    with pytest.raises(InputError, match="nu"):
+        sample_student_t(eight, nu=-1.0)
