@@ -238,14 +238,16 @@ class NoPoolingPosterior:
     def _require_proper(self, what: str) -> None:
         if not self.theta_prior.proper:
             raise InputError(f"no pooling with the flat prior on every study's effect: {what}; give each "
-                             "effect a proper prior, e.g. theta_prior='normal:0,10'")
+                             "effect a proper prior, e.g. theta_prior='normal:0,10' (--mu-prior normal:0,10 for "
+                             "metapool compare)")
 
     def sample(self, draws: int = 1000, chains: int = 4, seed=None, log_likelihood: str = "marginal") -> xr.DataTree:
         """Independent draws of theta (and y_rep). The marginal log-likelihood is log N(y_j | m0, s_j^2 + sd0^2)
         (the same every draw: nothing is learnt across studies); the conditional log N(y_j | theta_j, s_j^2)."""
         kind = check_log_likelihood(log_likelihood)
         if kind == "marginal":
-            self._require_proper("the study-level likelihood p(y_j) is improper")
+            self._require_proper("the study-level likelihood p(y_j) is improper, so a left-out study has no "
+                                 "predictive distribution")
         rng = np.random.default_rng(seed)
         d = self.data
         m, v = self._post()

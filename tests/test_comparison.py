@@ -148,6 +148,7 @@ def test_cli_compare(cli, capsys):
     (["compare", "bcg", "--models", "pooled,bogus"], "unknown model 'bogus'"),
     (["compare", "bcg", "--models", "pooled,hierarchical", "--bayes-factors"], "flat prior"),
     (["compare", "bcg", "--models", "pooled,~ nope"], "bad model '~ nope'"),
+    (["compare", "bcg", "--models", "pooled,unpooled"], "left-out study has no predictive distribution"),
 ])
 def test_cli_compare_errors_exit_2_with_one_line(cli, capsys, argv, msg):
     assert cli(argv) == 2
