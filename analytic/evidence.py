@@ -187,7 +187,8 @@ def model_probabilities(models: Mapping[str, Any], prior: Mapping[str, float] | 
     Returns
     -------
     pandas.DataFrame
-        Index ``model``; columns ``log_evidence``, ``prior``, ``posterior``.
+        Index ``model``; columns ``log_evidence``, ``prior``, ``posterior`` and ``bayes_factor``
+        (p(y | M) / p(y | M_best) against the model with the largest marginal likelihood).
     """
     names = list(models)
     if not names:
@@ -203,8 +204,8 @@ def model_probabilities(models: Mapping[str, Any], prior: Mapping[str, float] | 
     with np.errstate(divide="ignore"):
         lp = le + np.log(pri)
     post = np.exp(lp - special.logsumexp(lp))
-    return pd.DataFrame({"log_evidence": le, "prior": pri, "posterior": post},
-                        index=pd.Index(names, name="model"))
+    return pd.DataFrame({"log_evidence": le, "prior": pri, "posterior": post,
+                         "bayes_factor": np.exp(le - le.max())}, index=pd.Index(names, name="model"))
 
 
 # --------------------------------------------------------------------------- model averaging

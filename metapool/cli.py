@@ -435,7 +435,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(table.to_string(float_format=lambda v: f"{v:.3f}"))
         if res.probabilities is not None:
             print()
-            print("Posterior model probabilities (equal prior probabilities):")
+            print("Marginal likelihoods, posterior model probabilities (equal prior probabilities) and "
+                  "Bayes factors against the best model:")
             print(res.probabilities.to_string(float_format=lambda v: f"{v:.4g}"))
         elif res.bayes_note:
             print()

@@ -127,6 +127,7 @@ def test_model_probabilities_and_average(eight):
     probs = analytic.model_probabilities(models, prior={"pooled": 0.25, "hier": 0.75})
     want = np.exp(le + np.log([0.25, 0.75]))
     np.testing.assert_allclose(probs["posterior"], want / want.sum(), rtol=1e-12)
+    np.testing.assert_allclose(probs["bayes_factor"], np.exp(le - le.max()), rtol=1e-12)
     avg = analytic.model_average(models, "mu", prior={"pooled": 0.25, "hier": 0.75})
     p = probs["posterior"].to_numpy()
     m = np.array([models["pooled"].normal_of("mu")[0], models["hier"].mean("mu")])
