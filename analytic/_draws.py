@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from metapool import layout
+from metapool.likelihood import check_log_likelihood
 from metapool.analytic import _base as B
 from metapool.analytic import _threads as T
 
@@ -68,6 +69,7 @@ class _Job(NamedTuple):
     y_rep: np.ndarray | None       # (N, J) out
     loglik: np.ndarray | None      # (N, J) out
     rows: int                      # rows per block
+    marginal: bool = True          # log N(y | x'beta, s^2 + tau^2); False: log N(y | theta, s^2)
 
 
 def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
@@ -121,10 +123,27 @@ def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
         rng.standard_normal(out=yr)
         yr *= job.se
         yr += th                                           # y_rep ~ N(theta, s^2)
+        if job.marginal:
+            _marginal_loglik(job, sl, L)
+            continue
         np.subtract(y, th, out=L)
         L *= L
         L *= half_prec
         L += const                                         # log N(y | theta, s^2)
+
+
+def _marginal_loglik(job: _Job, sl: slice, L: np.ndarray) -> None:
+    """log N(y_j | x_j'beta, s_j^2 + tau^2) for the draws in ``sl`` into L (theta integrated out)."""
+    b = job.beta[sl]
+    fit = b[:, :1] if job.XT is None else b @ job.XT
+    np.subtract(job.y, fit, out=L)                         # y - x'beta
+    L *= L
+    v = np.add.outer(job.tau[sl] ** 2, job.var)            # s^2 + tau^2
+    L /= v
+    np.log(v, out=v)
+    L += v
+    L += LOG_2PI
+    L *= -0.5
 
 
 def _spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
@@ -135,8 +154,11 @@ def _spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
 
 
 def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: int | None = None,
-         block_cells: int = BLOCK_CELLS) -> xr.DataTree:
+         block_cells: int = BLOCK_CELLS, log_likelihood: str = "marginal") -> xr.DataTree:
     """Draw (chains x draws) independent samples; see ExactPosterior.sample.
+
+    ``log_likelihood`` is ``"marginal"`` (log N(y_j | x_j'beta, s_j^2 + tau^2), the default) or
+    ``"conditional"`` (log N(y_j | theta_j, s_j^2)); see :mod:`metapool.likelihood`.
 
     The seed's stream gives tau (uniforms), the normals of beta and of theta_new; theta's and
     y_rep's normals come from a stream spawned per segment of SEGMENT_DRAWS draws. The draws
@@ -147,6 +169,7 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
     if block_cells < 1:
         raise ValueError(f"block_cells must be >= 1, got {block_cells}")
     T.check_threads(threads)
+    kind = check_log_likelihood(log_likelihood)
     rng = np.random.default_rng(seed)
     d = post.data
     N, J, p = draws * chains, d.J, d.p
@@ -162,7 +185,7 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
         table=post.inverse_cdf_table(), tau=np.empty(N), z_beta=z_beta,
         beta=np.empty((N, p)), theta=np.empty((N, J)),
         y_rep=np.empty((N, J)) if predictive else None, loglik=np.empty((N, J)) if predictive else None,
-        rows=max(1, block_cells // J),
+        rows=max(1, block_cells // J), marginal=kind == "marginal",
     )
     n_threads = post.problem.threads if threads is None else int(threads)
     if threads is None and N * J < THREADS_MIN_CELLS:
@@ -173,11 +196,11 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
     # The tree only wraps the output arrays, so the calling thread assembles it first while any
     # helper threads start filling them.
     tree = T.run([functools.partial(_segment, job, sg, st) for sg, st in zip(segs, streams)], n_threads,
-                 lead=lambda: to_datatree(post, *outputs, chains, draws))
+                 lead=lambda: to_datatree(post, *outputs, chains, draws, kind))
     np.matmul(job.beta, post.x_new, out=theta_new)
     theta_new += tau * z_new
     if not _wraps(tree, job.theta, theta_new):  # never seen; guards against a copying xarray
-        tree = to_datatree(post, *outputs, chains, draws)
+        tree = to_datatree(post, *outputs, chains, draws, kind)
     return tree
 
 
@@ -203,7 +226,8 @@ def static_groups(post) -> StaticGroups:
     return StaticGroups(study, coef, obs, const)
 
 
-def to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains: int, draws: int) -> xr.DataTree:
+def to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains: int, draws: int,
+                log_likelihood: str = "marginal") -> xr.DataTree:
     """Assemble the groups with the names and dims of docs/CONVENTIONS.md."""
     d = post.data
     st = post._static_groups
@@ -231,7 +255,7 @@ def to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains: int, d
         groups["posterior_predictive"] = xr.Dataset({"y": (("chain", "draw", "study"), sh(y_rep))},
                                                     coords=sample, attrs=attrs)
         groups["log_likelihood"] = xr.Dataset({"y": (("chain", "draw", "study"), sh(loglik))},
-                                              coords=sample, attrs=attrs)
+                                              coords=sample, attrs={**attrs, "likelihood": log_likelihood})
     groups.update(observed_data=st.observed_data, constant_data=st.constant_data)
     # Children assigned at once: measured about half the time of DataTree.from_dict.
     root = xr.DataTree()

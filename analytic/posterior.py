@@ -416,7 +416,7 @@ class ExactPosterior:
 
     # ----------------------------------------------------------- draws
     def sample(self, draws: int = 1000, chains: int = 4, seed: int | np.random.Generator | None = None,
-               predictive: bool = True, threads: int | None = None):
+               predictive: bool = True, threads: int | None = None, log_likelihood: str = "marginal"):
         """Independent posterior draws as an ArviZ DataTree laid out like the PyMC engine's.
 
         Parameters
@@ -435,6 +435,10 @@ class ExactPosterior:
             Threads that fill theta (and y_rep) segment by segment (default: the ``threads`` the
             posterior was fitted with; jobs under 131,072 draw x study cells then run on one).
             The draws do not depend on it.
+        log_likelihood : {"marginal", "conditional"}
+            What ``log_likelihood["y"]`` holds: the study-level log N(y_j | x_j'beta, s_j^2 +
+            tau^2) with theta_j integrated out (default; the likelihood of leaving one study
+            out), or log N(y_j | theta_j, s_j^2). Recorded in the group's ``likelihood`` attr.
 
         Returns
         -------
@@ -460,7 +464,7 @@ class ExactPosterior:
         C.seed(seed)
         T.check_threads(threads)
         C.memory_for_draws(draws, chains, self.data.J, self.data.p, bool(predictive))
-        return draw(self, draws, chains, seed, predictive, threads)
+        return draw(self, draws, chains, seed, predictive, threads, log_likelihood=log_likelihood)
 
     def inverse_cdf_table(self, per_panel: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """(F, tau) table for inverse-CDF sampling: the CDF interpolant at fine points of every panel."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -199,7 +200,35 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--study", metavar="LABEL", action="append",
                      help="study for predictive_<LABEL>.png with --out (repeatable; default "
                           "the third study, as in the original analysis)")
+    extra = fit.add_argument_group("model checking and comparison")
+    extra.add_argument("--heterogeneity", nargs="?", const="REML", default=None, metavar="METHOD",
+                       choices=("DL", "PM", "REML", "ML"),
+                       help="add the heterogeneity block: Q, tau^2 (METHOD: DL, PM, REML (default), ML) with "
+                            "its Q-profile interval, I^2, H^2, R^2 and the Bayesian I^2")
+    extra.add_argument("--loo", action="store_true",
+                       help="add the per-study leave-one-study-out table (exact; PSIS with Pareto k for NUTS)")
+    extra.add_argument("--sensitivity", metavar="SPEC,SPEC,...",
+                       help="add exact summaries of tau, mu/beta and theta_new under each tau prior")
     fit.set_defaults(handler=cmd_fit)
+
+    cmp_ = sub.add_parser("compare", parents=[common], help="compare models of one dataset by leave-one-study-out",
+                          description="Fit several models of one dataset and print one table in ArviZ's "
+                                      "compare layout (PSIS-LOO) with the exact leave-one-study-out beside "
+                                      "it, and posterior model probabilities where the priors are proper.")
+    _add_data_options(cmp_)
+    cmp_.add_argument("--models", metavar="LIST", required=True,
+                      help="comma-separated models: pooled (tau = 0), hierarchical, unpooled (needs a proper "
+                           "--mu-prior) and formulas, e.g. \"pooled,hierarchical,~ ablat\"")
+    cmp_.add_argument("--engine", choices=("exact", "nuts"), default="exact",
+                      help="fit the hierarchical models exactly (default) or with NUTS")
+    cmp_.add_argument("--bayes-factors", action="store_true",
+                      help="require marginal likelihoods (exit 2 naming an improper prior)")
+    cmp_.add_argument("--draws", metavar="N", type=_positive_int, help="draws per chain for PSIS (default 1000)")
+    cmp_.add_argument("--chains", metavar="N", type=_positive_int, help="chains (default 4)")
+    cmp_.add_argument("--seed", metavar="N", type=_nonneg_int, help="random seed of the draws")
+    cmp_.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
+    _add_out_options(cmp_, "comparison.csv, comparison.json and metadata.json")
+    cmp_.set_defaults(handler=cmd_compare)
 
     val = sub.add_parser("validate", parents=[common],
                          help="fit both engines and compare them (exit 0 if the check passes, 1 if not)",
@@ -377,11 +406,22 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.out:
         names = workflow.fit_file_names(args.engine, spec.data, args.study)
         outputs.check_out_dir(args.out, [*names.values(), outputs.MANIFEST], args.overwrite)
-    result = workflow.fit(spec, engine=args.engine, with_draws=bool(args.out), **opts)
+    import pandas as pd
+
+    result = workflow.fit(spec, engine=args.engine, with_draws=bool(args.out or (args.loo and args.engine == "exact")),
+                          **opts)
+    blocks = _fit_blocks(args, result)
     if args.format == "json":
-        print(outputs.table_to_json(result.table))
+        if blocks:
+            print(json.dumps(outputs.jsonable({"summary": outputs.table_records(result.table),
+                                               **{k: v for k, v in blocks.items()}}), indent=2))
+        else:
+            print(outputs.table_to_json(result.table))
     elif args.format == "csv":
         sys.stdout.write(result.table.to_csv(index_label="parameter"))
+        for key, value in blocks.items():
+            if isinstance(value, pd.DataFrame):
+                sys.stdout.write(f"\n# {key}\n" + value.to_csv())
     else:
         from metapool.summaries import format_table
 
@@ -390,6 +430,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(format_table(result.table))
         print()
         print(result.footer())
+        for key, value in blocks.items():
+            print()
+            if key == "sensitivity":  # one column per prior reads better
+                value = value.T.rename_axis("summary")
+                print("Prior sensitivity (exact; one column per tau prior):")
+            print(value if isinstance(value, str) else value.to_string(float_format=lambda v: f"{v:.4g}"))
         if args.transform:
             ratios = workflow.ratio_table(result.table, result.data)
             print()
@@ -403,6 +449,74 @@ def cmd_fit(args: argparse.Namespace) -> int:
         files = outputs.write_run(args.out, workflow.fit_files(result, args.study, shlex.join(["metapool", *args.argv])),
                                   workflow.run_manifest(args.argv, result, args.study), args.overwrite)
         _info(f"wrote {', '.join(files)} to {args.out}")
+    return 0
+
+
+def _fit_blocks(args: argparse.Namespace, result) -> dict[str, Any]:
+    """The extra blocks ``fit`` prints: heterogeneity text, the LOO table, the sensitivity table."""
+    import pandas as pd
+
+    from metapool import workflow
+
+    blocks: dict[str, Any] = {}
+    if args.heterogeneity:
+        blocks["heterogeneity"] = workflow.heterogeneity_text(result.data, args.heterogeneity, exact=result.exact)
+    if args.loo:
+        table, head = workflow.loo_table(result)
+        blocks["loo_headline"] = head
+        blocks["loo"] = table
+    if args.sensitivity:
+        blocks["sensitivity"] = workflow.sensitivity_table(result.spec, args.sensitivity)
+    if args.format == "json":
+        return {k: (outputs_records(v) if isinstance(v, pd.DataFrame) else v) for k, v in blocks.items()}
+    return blocks
+
+
+def outputs_records(table) -> list[dict[str, Any]]:
+    """A table as JSON records with its index as the first field."""
+    return json.loads(table.reset_index().to_json(orient="records"))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``metapool compare``: the model-comparison table (and model probabilities)."""
+    from metapool import outputs, workflow
+
+    tau = _prior_option("--tau-prior", args.tau_prior, "tau")
+    beta = _prior_option("--mu-prior", args.mu_prior, "beta")
+    load = lambda f: workflow.load_data(args.data, effect=args.effect, se=args.se, variance=args.variance,  # noqa: E731
+                                        label=args.label, covariates=f)
+    if args.out:
+        outputs.check_out_dir(args.out, ["comparison.csv", "comparison.json", outputs.MANIFEST], args.overwrite)
+    res = workflow.compare(args.data, args.models, tau_prior=tau, beta_prior=beta, engine=args.engine,
+                           draws=args.draws, chains=args.chains, seed=args.seed,
+                           bayes_factors=args.bayes_factors, load=load)
+    table = res.table
+    if args.format == "json":
+        obj = {"comparison": outputs_records(table)}
+        if res.probabilities is not None:
+            obj["model_probabilities"] = outputs_records(res.probabilities)
+        print(json.dumps(outputs.jsonable(obj), indent=2))
+    elif args.format == "csv":
+        sys.stdout.write(table.to_csv())
+    else:
+        print(f"Model comparison on {args.data}: leave-one-study-out (PSIS-LOO on the study-level likelihood; "
+              "elpd_exact: exact by quadrature)")
+        print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+        if res.probabilities is not None:
+            print()
+            print("Marginal likelihoods, posterior model probabilities (equal prior probabilities) and "
+                  "Bayes factors against the best model:")
+            print(res.probabilities.to_string(float_format=lambda v: f"{v:.4g}"))
+        elif res.bayes_note:
+            print()
+            print(res.bayes_note)
+    if args.out:
+        files = [outputs.OutputFile("comparison.csv", lambda p: table.to_csv(p)),
+                 outputs.OutputFile("comparison.json", outputs.write_json(outputs_records(table)))]
+        manifest = {"command": " ".join(["metapool", *args.argv]), "models": args.models,
+                    "engine": args.engine, "seconds": round(res.seconds, 3)}
+        written = outputs.write_run(args.out, files, manifest, args.overwrite)
+        _info(f"wrote {', '.join(written)} to {args.out}")
     return 0
 
 

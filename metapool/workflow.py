@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from metapool import layout, outputs
@@ -702,3 +703,142 @@ def demo(seed: int = DEMO_SEED, draws: int = 10_000, nuts: bool = True) -> list[
     sections.append(f"Total {time.perf_counter() - t_start:.1f} s. Figures and full tables: "
                     f"metapool fit {DEMO_DATASET} --out DIR")
     return sections
+
+
+# ----------------------------------------------------------------------------- model comparison
+def heterogeneity_text(data: MetaData, method: str = "REML", level: float = 0.95, exact: Any = None) -> str:
+    """The ``fit --heterogeneity`` block: Q, tau^2 with its SE and Q-profile interval, I^2, H^2, R^2,
+    the pooled estimate and the prediction interval (metafor's layout), plus the exact posterior
+    of I^2 when ``exact`` (an ExactPosterior) is given.
+    """
+    from metapool.heterogeneity import heterogeneity
+
+    h = heterogeneity(data, method, level)
+    pct = f"{100 * level:g}%"
+    p = f"p < .0001" if h.q_pvalue < 1e-4 else f"p = {h.q_pvalue:.4f}"
+    qname = "Q" if h.p == 1 else "Q_E"
+    lines = [
+        f"Heterogeneity (tau^2 estimator: {h.method}; k = {h.J})",
+        f"tau^2 = {h.tau2:.4f} (SE {h.tau2_se:.4f}), {pct} CI [{h.tau2_ci[0]:.4f}, {h.tau2_ci[1]:.4f}] "
+        f"(Q-profile); tau = {h.tau:.4f}",
+        f"I^2 = {100 * h.i2:.2f}% [{100 * h.i2_ci[0]:.2f}, {100 * h.i2_ci[1]:.2f}]   "
+        f"H^2 = {h.h2:.2f} [{h.h2_ci[0]:.2f}, {h.h2_ci[1]:.2f}]",
+        f"{qname}(df = {h.df}) = {h.q:.2f}, {p}",
+    ]
+    if h.moderators is not None:
+        mp = "p < .0001" if h.moderators.pvalue < 1e-4 else f"p = {h.moderators.pvalue:.4f}"
+        lines.append(f"Q_M(df = {h.moderators.df}) = {h.moderators.q:.2f}, {mp}"
+                     + (f"; R^2 = {100 * h.r2:.2f}%" if h.r2 is not None else ""))
+    c = h.coefficients
+    for i, name in enumerate(c.names):
+        label = "mu" if data.intercept_only else f"beta[{name}]"
+        lines.append(f"{label} = {c.estimate[i]:.4f} (SE {c.se[i]:.4f}), {pct} CI [{c.ci_low[i]:.4f}, "
+                     f"{c.ci_high[i]:.4f}]")
+    pr = h.prediction
+    lines.append(f"prediction interval for a new study: {pr.mean:.4f} [{pr.pi_low:.4f}, {pr.pi_high:.4f}]")
+    if exact is not None:
+        from metapool.analytic import heterogeneity_posterior
+
+        t = heterogeneity_posterior(exact)
+        lines.append(f"Bayesian (exact posterior, tau prior {exact.tau_prior.spec}): I^2 median "
+                     f"{100 * t.at['I2', 'q50']:.2f}% [{100 * t.at['I2', 'q2.5']:.2f}, {100 * t.at['I2', 'q97.5']:.2f}]; "
+                     f"tau median {t.at['tau', 'q50']:.4f} [{t.at['tau', 'q2.5']:.4f}, {t.at['tau', 'q97.5']:.4f}]")
+    return "\n".join(lines)
+
+
+def loo_table(result: FitResult) -> tuple[pd.DataFrame, str]:
+    """The ``fit --loo`` per-study table and its headline: exact LOO (exact engine) with PSIS beside
+    it when draws exist, or PSIS-LOO with Pareto k (NUTS)."""
+    from metapool import analytic
+
+    if result.engine == "exact":
+        ex = analytic.loo(result.exact)
+        table = ex.pointwise
+        head = f"Exact leave-one-study-out: elpd_loo = {ex.elpd:.3f} (SE {ex.se:.3f})"
+        if result.draws is not None and "log_likelihood" in result.draws.children:
+            ps = _quiet_psis(result.draws)
+            table = table.join(analytic.compare_psis(ex, ps)[["elpd_psis", "pareto_k"]])
+            head += f"; PSIS-LOO = {ps.elpd:.3f} (SE {ps.se:.3f})"
+        return table, head
+    ps = _quiet_psis(result.draws)
+    return ps.pointwise, f"PSIS leave-one-study-out: elpd_loo = {ps.elpd:.3f} (SE {ps.se:.3f}), p_loo = {ps.p_loo:.2f}"
+
+
+def _quiet_psis(dt: Any):
+    import warnings
+
+    from metapool import analytic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return analytic.psis_loo(dt)
+
+
+def sensitivity_table(spec: ModelSpec, priors: str | Sequence[str]) -> pd.DataFrame:
+    """``fit --sensitivity SPEC,SPEC``: exact summaries of tau, mu / beta, theta_new per tau prior."""
+    from metapool import analytic
+
+    items = [s.strip() for s in priors.split(",")] if isinstance(priors, str) else list(priors)
+    items = [s for s in items if s]
+    if not items:
+        raise InputError("--sensitivity needs at least one tau prior, e.g. halfnormal:0.5,halfcauchy:0.5")
+    return analytic.sensitivity(spec.data, items, spec.beta_prior, x_new=np.asarray(spec.x_new))
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """``metapool compare``: the comparison table and, with proper priors, model probabilities."""
+
+    table: pd.DataFrame
+    probabilities: pd.DataFrame | None
+    bayes_note: str
+    seconds: float
+
+
+def compare(source: str, models: str, *, tau_prior: Any = None, beta_prior: Any = None, engine: str = "exact",
+            draws: int | None = None, chains: int | None = None, seed: int | None = None,
+            bayes_factors: bool = False, load: Any = None) -> ComparisonResult:
+    """Fit the listed models of one dataset and compare them (``metapool compare``).
+
+    Parameters
+    ----------
+    source : str
+        CSV path or bundled dataset name.
+    models : str
+        Comma-separated: ``pooled``, ``hierarchical``, ``unpooled``, formulas ``~ x``.
+    tau_prior, beta_prior : prior or spec
+    engine : {"exact", "nuts"}
+        ``nuts`` samples the hierarchical models with NUTS (pooled and unpooled stay closed forms).
+    draws, chains, seed : int, optional
+    bayes_factors : bool
+        Require marginal likelihoods (InputError naming the improper prior otherwise).
+    load : callable, optional
+        ``load(formula_or_None) -> MetaData`` (default :func:`load_data` on ``source``).
+    """
+    from metapool import analytic
+    from metapool.comparison import build_models, compare_models, parse_models
+
+    names = parse_models(models)
+    load = load or (lambda f: load_data(source, covariates=f))
+    t0 = time.perf_counter()
+    fits = build_models(load(None), names, tau_prior=tau_prior, beta_prior=beta_prior, reload=load)
+    if engine == "nuts":
+        for name, fit_ in list(fits.items()):
+            if hasattr(fit_, "tau_nodes"):
+                fits[name] = nuts_fit(fit_.spec, draws=draws, chains=chains, seed=seed)
+    elif engine != "exact":
+        raise InputError(f"--engine must be exact or nuts, got {engine!r}")
+    d = ENGINE_DEFAULTS["nuts"]
+    table = compare_models(fits, draws=draws or d["draws"], chains=chains or d["chains"],
+                           seed=0 if seed is None else seed)
+    exact_fits = {n: f for n, f in fits.items() if not hasattr(f, "children")}
+    probs, note = None, ""
+    try:
+        if len(exact_fits) != len(fits):
+            raise InputError("marginal likelihoods need every model fitted by the exact engine (--engine exact)")
+        probs = analytic.model_probabilities(exact_fits)
+    except InputError as err:
+        if bayes_factors:
+            raise
+        note = f"Bayes factors not shown: {err}"
+    return ComparisonResult(table, probs, note, time.perf_counter() - t0)

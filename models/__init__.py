@@ -24,6 +24,7 @@ from metapool.models.sampling import (
 )
 from metapool.run_info import Attempt, RunInfo, run_info
 from metapool.spec import PARAMETERIZATIONS, ModelSpec, model_spec, normalize_parameterization
+from metapool.models.robust import build_student_t, sample_student_t, student_t_log_likelihood
 from metapool.models.summary import MCMC_COLUMNS, SUMMARY_COLUMNS, flat_draws, summarize
 
 __all__ = [
@@ -48,4 +49,7 @@ __all__ = [
     "RETRY_TARGET_ACCEPT",
     "SUMMARY_COLUMNS",
     "MCMC_COLUMNS",
+    "build_student_t",
+    "sample_student_t",
+    "student_t_log_likelihood",
 ]

@@ -22,6 +22,7 @@ from metapool import layout
 from metapool.run_info import Attempt, RunInfo, treedepth_hits
 from metapool.spec import ModelSpec, model_spec
 from metapool.priors import BetaPrior, TauPrior
+from metapool.likelihood import check_log_likelihood, marginal_log_likelihood
 
 __all__ = [
     "sample",
@@ -217,6 +218,18 @@ def _run_with_retries(run, ladder: list[float], draws: int, max_retries: int) ->
 # ----------------------------------------------------------------------------- public
 
 
+def _add_log_likelihood(dt: xr.DataTree, model, spec: ModelSpec, kind: str) -> xr.DataTree:
+    """The ``log_likelihood`` group: study-level (marginal) from the draws, or PyMC's conditional."""
+    if kind == "conditional":
+        out = pm.compute_log_likelihood(dt, model=model, progressbar=False, extend_inferencedata=True)
+        dt = dt if out is None else out
+    else:
+        ll = marginal_log_likelihood(dt["posterior"].to_dataset(), spec.data)
+        dt["log_likelihood"] = xr.DataTree(ll.to_dataset())
+    dt["log_likelihood"].attrs["likelihood"] = kind
+    return dt
+
+
 def sample(
     data: MetaData | ModelSpec,
     tau_prior: TauPrior | str | None = None,
@@ -233,6 +246,7 @@ def sample(
     progressbar: bool | None = None,
     x_new: ArrayLike | None = None,
     cores: int | None = None,
+    log_likelihood: str = "marginal",
 ) -> xr.DataTree:
     """Sample the hierarchical model's posterior with NUTS.
 
@@ -266,6 +280,11 @@ def sample(
         Covariates of the new study (``theta_new``); default the mean row of X.
     cores : int, optional
         Chains run in parallel on this many cores (sampler default when None).
+    log_likelihood : {"marginal", "conditional"}
+        What ``log_likelihood["y"]`` holds: the study-level log N(y_j | x_j'beta, s_j^2 + tau^2)
+        with theta_j integrated out (default; the likelihood of leaving one study out, computed
+        from the draws of tau and mu / beta), or PyMC's log N(y_j | theta_j, s_j^2). Recorded
+        in the group's ``likelihood`` attr (:mod:`metapool.likelihood`).
 
     Returns
     -------
@@ -319,6 +338,7 @@ def sample(
     >>> mm.summarize(dt).loc["tau", ["mean", "r_hat"]]  # doctest: +SKIP
     """
     spec = model_spec(data, tau_prior, beta_prior, parameterization, x_new)
+    ll_kind = check_log_likelihood(log_likelihood)
     if nuts_sampler not in ("nutpie", "pymc"):
         raise ValueError(f"nuts_sampler must be 'nutpie' or 'pymc', got {nuts_sampler!r}")
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains), ("max_retries", max_retries)):
@@ -344,8 +364,7 @@ def sample(
         dt["constant_data"] = xr.DataTree(const)
         dt["observed_data"] = xr.DataTree(obs)
         dt["sample_stats"] = xr.DataTree(_clean_sample_stats(dt["sample_stats"].to_dataset()))
-        out = pm.compute_log_likelihood(dt, model=model, progressbar=False, extend_inferencedata=True)
-        dt = dt if out is None else out
+        dt = _add_log_likelihood(dt, model, spec, ll_kind)
         pm.sample_posterior_predictive(
             dt, model=model, var_names=["y"], random_seed=ppc_seed, progressbar=False,
             extend_inferencedata=True,

@@ -431,9 +431,12 @@ def test_draws_layout_and_moments(eight_post):
     # exact CDF at the draws is uniform (KS, independent draws)
     u = eight_post.tau_cdf(tau)
     assert stats.kstest(u, "uniform").pvalue > 1e-3
-    # log-likelihood is the normal density of y given theta
+    # log-likelihood: study-level N(y | mu, s^2 + tau^2) by default; given theta on request
     th = post["theta"].values[0, 0]
-    assert np.allclose(dt["log_likelihood"]["y"].values[0, 0], stats.norm.logpdf(Y8, th, S8))
+    tau, mu = post["tau"].values[0, 0], post["mu"].values[0, 0]
+    assert np.allclose(dt["log_likelihood"]["y"].values[0, 0], stats.norm.logpdf(Y8, mu, np.sqrt(S8**2 + tau**2)))
+    cond = eight_post.sample(draws=2500, chains=4, seed=123, log_likelihood="conditional")
+    assert np.allclose(cond["log_likelihood"]["y"].values[0, 0], stats.norm.logpdf(Y8, th, S8))
 
 
 def test_draws_are_reproducible(eight_post):
