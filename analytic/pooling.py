@@ -17,11 +17,11 @@ import pandas as pd
 import xarray as xr
 from scipy import special, stats
 
-from metapool import layout
+from metapool import checks, layout
 from metapool.data import MetaData
 from metapool.errors import InputError
 from metapool.likelihood import LOG_2PI, check_log_likelihood
-from metapool.priors import BetaPrior, FlatBeta, parse_beta_prior
+from metapool.priors import BetaPrior, parse_beta_prior
 from metapool.analytic.loo import ExactLOO, StudyPredictive, from_predictives
 
 __all__ = ["PooledPosterior", "NoPoolingPosterior", "fit_pooled", "fit_unpooled", "normal_summary"]
@@ -101,7 +101,7 @@ class PooledPosterior:
 
     def summary(self, quantiles: Sequence[float] | None = None, prob: float = layout.DEFAULT_PROB) -> pd.DataFrame:
         """Exact summaries in the shared layout: tau (0), mu / beta, theta[j] = x_j'beta, theta_new, y_pred."""
-        qs = layout.check_probabilities(layout.DEFAULT_QUANTILES if quantiles is None else quantiles)
+        qs = checks.probability_tuple("quantiles", layout.DEFAULT_QUANTILES if quantiles is None else quantiles)
         d = self.data
         X = d.X
         fit_m = X @ self.beta_hat
@@ -228,7 +228,7 @@ class NoPoolingPosterior:
 
     def summary(self, quantiles: Sequence[float] | None = None, prob: float = layout.DEFAULT_PROB) -> pd.DataFrame:
         """Exact summaries of theta[j] and y_pred[j]."""
-        qs = layout.check_probabilities(layout.DEFAULT_QUANTILES if quantiles is None else quantiles)
+        qs = checks.probability_tuple("quantiles", layout.DEFAULT_QUANTILES if quantiles is None else quantiles)
         d = self.data
         m, v = self._post()
         names = layout.theta_parameters(d) + layout.theta_parameters(d, "y_pred")

@@ -21,6 +21,7 @@ from metapool.spec import ModelSpec, model_spec
 from metapool import layout
 from metapool.summaries import shortest_interval
 from metapool.analytic import _base as B
+from metapool import checks as K
 from metapool.analytic import _checks as C
 from metapool.analytic import _threads as T
 
@@ -138,7 +139,7 @@ class ExactPosterior:
         q = 0 gives 0 and q = 1 the end of the prior's support (inf unless bounded); q outside
         [0, 1] or NaN raises :class:`metapool.errors.InputError`.
         """
-        qs = np.atleast_1d(C.probabilities("q", q))
+        qs = np.atleast_1d(K.probabilities("q", q))
         e = self.rule.edges
         p = np.clip(np.searchsorted(self._cum, qs, side="right") - 1, 0, len(e) - 2)
         u = B.invert_panel_cdf(self._cdf_coef[p], qs - self._cum[p])
@@ -308,7 +309,7 @@ class ExactPosterior:
         inverted by bracketed Newton iteration; the shortest interval solves F(b) - F(a) = prob,
         f(a) = f(b).
         """
-        qs = tuple(float(v) for v in np.atleast_1d(C.probabilities("quantiles", DEFAULT_QUANTILES if quantiles is None
+        qs = tuple(float(v) for v in np.atleast_1d(K.probabilities("quantiles", DEFAULT_QUANTILES if quantiles is None
                                                                       else quantiles)))
         if not (isinstance(prob, numbers.Real) and 0.0 < prob < 1.0):
             raise InputError(f"prob must be a probability in (0, 1), got {prob!r}")
@@ -367,7 +368,7 @@ class ExactPosterior:
     def cdf(self, parameter: str, x: ArrayLike) -> np.ndarray:
         """Exact posterior CDF of one scalar parameter (flat name) at the points x (+-inf allowed;
         NaN raises :class:`metapool.errors.InputError`)."""
-        x = C.points("x", x)
+        x = K.points("x", x)
         if self._kind_of(parameter)[0] == "tau":
             return self.tau_cdf(x)
         w, m, s = self._row_mixture(parameter)
@@ -386,7 +387,7 @@ class ExactPosterior:
         the ends of the support: 0 and the prior's upper end (inf unless bounded) for tau,
         -inf and inf for the others.
         """
-        qarr = C.probabilities("q", q)
+        qarr = K.probabilities("q", q)
         if self._kind_of(parameter)[0] == "tau":
             return self.tau_quantile(qarr)
         w, m, s = self._row_mixture(parameter)
@@ -460,8 +461,8 @@ class ExactPosterior:
         """
         from metapool.analytic._draws import draw
 
-        draws, chains = C.positive_int("draws", draws), C.positive_int("chains", chains)
-        C.seed(seed)
+        draws, chains = K.positive_int("draws", draws), K.positive_int("chains", chains)
+        K.seed(seed)
         T.check_threads(threads)
         C.memory_for_draws(draws, chains, self.data.J, self.data.p, bool(predictive))
         return draw(self, draws, chains, seed, predictive, threads, log_likelihood=log_likelihood)

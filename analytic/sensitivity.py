@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from metapool import heterogeneity as het
-from metapool import layout
+from metapool import checks, layout
 from metapool.errors import InputError
 from metapool.priors import parse_tau_prior
 
@@ -35,7 +35,7 @@ def transform_summary(post, g: Callable[[np.ndarray], np.ndarray], increasing: b
     E g = sum_k w_k g(tau_k) over the converged quadrature rule; the q-quantile of g(tau) is
     g(tau_q) for increasing g and g(tau_{1-q}) for decreasing g.
     """
-    qs = layout.check_probabilities(quantiles)
+    qs = checks.probability_tuple("quantiles", quantiles)
     vals = g(post.tau_nodes)
     mean = float(post.weights @ vals)
     sd = float(math.sqrt(max(post.weights @ (vals - mean) ** 2, 0.0)))

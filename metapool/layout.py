@@ -32,7 +32,6 @@ __all__ = [
     "quantile_column",
     "interval_columns",
     "summary_columns",
-    "check_probabilities",
     "location_name",
     "coef_parameters",
     "theta_parameters",
@@ -76,38 +75,6 @@ def summary_columns(quantiles: Sequence[float] = DEFAULT_QUANTILES, prob: float 
 SUMMARY_COLUMNS: tuple[str, ...] = summary_columns()
 #: Columns MCMC adds.
 MCMC_COLUMNS: tuple[str, ...] = ("mcse_mean", "ess_bulk", "ess_tail", "r_hat")
-
-
-def check_probabilities(values: Any, name: str = "quantiles") -> tuple[float, ...]:
-    """Probabilities as floats in [0, 1], or the package's input error naming ``name`` and the value.
-
-    Parameters
-    ----------
-    values : float or sequence of float
-    name : str
-        The argument's name, for the message.
-
-    Returns
-    -------
-    tuple of float
-
-    Raises
-    ------
-    metapool.errors.InputError
-        For a value outside [0, 1], NaN, or not a number.
-    """
-    from metapool.errors import InputError
-
-    seq = [values] if np.ndim(values) == 0 else list(np.asarray(values, dtype=object).ravel())
-    out = []
-    for v in seq:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise InputError(f"{name} must be probabilities in [0, 1], got {v!r}")
-        f = float(v)
-        if not 0.0 <= f <= 1.0:  # also NaN
-            raise InputError(f"{name} must be probabilities in [0, 1], got {v!r}")
-        out.append(f)
-    return tuple(out)
 
 
 # ----------------------------------------------------------------------------- names of a design

@@ -326,8 +326,14 @@ def nuts_fit(spec: ModelSpec, *, draws: int | None = None, chains: int | None = 
     xarray.DataTree
     """
     from metapool import models
+    from metapool.checks import require_memory
 
     d = ENGINE_DEFAULTS["nuts"]
+    n, c, J = draws or d["draws"], chains or d["chains"], spec.data.J
+    # theta, z, the log-likelihood and the predictive draws (N x J each), the coefficients and
+    # the sampler statistics, kept by PyMC and again by ArviZ's DataTree.
+    require_memory(2 * 8 * n * c * (4 * J + 2 * spec.data.p + 16), f"{n * c:.3g} NUTS draws ({c} chains x {n}) of "
+                   f"{J} studies", "ask for fewer draws or chains")
     opts: dict[str, Any] = dict(draws=draws or d["draws"], chains=chains or d["chains"],
                                 tune=d["tune"] if tune is None else tune, seed=seed,
                                 nuts_sampler=sampler or "nutpie", target_accept=target_accept)
@@ -715,7 +721,7 @@ def heterogeneity_text(data: MetaData, method: str = "REML", level: float = 0.95
 
     h = heterogeneity(data, method, level)
     pct = f"{100 * level:g}%"
-    p = f"p < .0001" if h.q_pvalue < 1e-4 else f"p = {h.q_pvalue:.4f}"
+    p = "p < .0001" if h.q_pvalue < 1e-4 else f"p = {h.q_pvalue:.4f}"
     qname = "Q" if h.p == 1 else "Q_E"
     lines = [
         f"Heterogeneity (tau^2 estimator: {h.method}; k = {h.J})",

@@ -10,7 +10,7 @@ import pandas as pd
 import xarray as xr
 from arviz_stats.base import array_stats
 
-from metapool import layout
+from metapool import checks, layout
 from metapool.layout import MCMC_COLUMNS, SUMMARY_COLUMNS, flat_draws, quantile_column
 
 __all__ = ["summarize", "flat_draws", "SUMMARY_COLUMNS", "MCMC_COLUMNS", "quantile_column"]
@@ -49,7 +49,7 @@ def summarize(
        Rank-normalization, folding, and localization: an improved R-hat for assessing
        convergence of MCMC. Bayesian Analysis 16(2), 667-718.
     """
-    qs = list(layout.check_probabilities(quantiles))
+    qs = list(checks.probability_tuple("quantiles", quantiles))
     ds = flat_draws(dt)
     if not ds.data_vars:
         raise ValueError("no posterior variables to summarise (expected tau, mu/beta, theta ...)")
