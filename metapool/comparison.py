@@ -197,9 +197,7 @@ def build_models(data, models: list[str], *, tau_prior: Any = None, beta_prior: 
         else:
             try:
                 d = reload(name) if reload is not None else _with_formula(data, name)
-            except InputError:
-                raise
-            except ValueError as err:
+            except ValueError as err:   # InputError included: say which model string it was
                 raise InputError(f"bad model {name!r} in --models: {err}") from None
             out[name] = analytic.fit(d, tau_prior, beta_prior)
     return out
@@ -222,9 +220,4 @@ def _with_formula(data, formula: str):
     frame = pd.DataFrame(table).copy() if not isinstance(table, pd.DataFrame) else table.copy()
     frame = frame.reset_index(drop=True)
     frame["_y"], frame["_se"], frame["_label"] = data.y, data.se, list(data.labels)
-    try:
-        return MetaData.from_dataframe(frame, effect="_y", se="_se", label="_label", covariates=formula)
-    except InputError:
-        raise
-    except Exception as err:  # formulaic's errors for unknown columns and bad syntax
-        raise InputError(f"bad model formula {formula!r}: {err}") from None
+    return MetaData.from_dataframe(frame, effect="_y", se="_se", label="_label", covariates=formula)

@@ -24,6 +24,7 @@ from metapool import layout
 from metapool.errors import InputError
 from metapool.likelihood import LOG_2PI, check_log_likelihood
 from metapool.spec import ModelSpec, model_spec
+from metapool.models.priors import pymc_beta, pymc_tau
 
 __all__ = ["build_student_t", "sample_student_t", "student_t_log_likelihood", "NU_PRIOR"]
 
@@ -59,11 +60,11 @@ def build_student_t(spec: ModelSpec, nu: float | None = 4.0) -> pm.Model:
         se = pm.Data("se", data.se, dims="study")
         X = pm.Data("X", data.X, dims=("study", "coef"))
         x0 = pt.as_tensor_variable(np.asarray(spec.x_new, dtype=float))
-        tau = spec.tau_prior.to_pymc("tau")
+        tau = pymc_tau(spec.tau_prior, "tau")
         if spec.location == "mu":
-            coef = pt.atleast_1d(spec.beta_prior.to_pymc("mu"))
+            coef = pt.atleast_1d(pymc_beta(spec.beta_prior, "mu"))
         else:
-            coef = spec.beta_prior.to_pymc("beta", dims="coef")
+            coef = pymc_beta(spec.beta_prior, "beta", dims="coef")
         df = pm.Gamma("nu", alpha=NU_PRIOR[0], beta=NU_PRIOR[1]) if nu is None else float(nu)
         loc, loc_new = pt.dot(X, coef), pt.dot(x0, coef)
         if spec.noncentered:
