@@ -122,11 +122,8 @@ def test_sensitivity_rows_equal_separate_fits(bcg_ablat):
 
 # ----------------------------------------------------------------------------- CLI
 @pytest.fixture
-def cli(monkeypatch):
-    """metapool.cli.main; the priors registry's prior_forms is stubbed where it has not landed yet."""
-    if not hasattr(metapool.priors, "prior_forms"):
-        monkeypatch.setattr(metapool.priors, "prior_forms",
-                            lambda kind: ["flat"] if kind == "tau" else ["flat"], raising=False)
+def cli():
+    """metapool.cli.main."""
     from metapool.cli import main
 
     return main
