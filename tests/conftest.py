@@ -10,13 +10,18 @@ test session and cached. Ask for one with the ``nuts_fit`` factory fixture::
                       target_accept=0.8)
 
 Every fit is seeded (``FIT_SEED`` unless given), so the results are the same on every run.
-The returned DataTrees are shared: do not modify them. Warnings raised while fitting (e.g.
+The returned DataTrees are shared, so the cache guards them: their arrays are read-only (an
+in-place change raises), and each time a fit is handed out its fingerprint (every group,
+variable, array and attr) must equal the one taken when it was made, else the test that asks for
+it fails naming the fit, instead of a later test silently seeing another test's changes (a
+result that would depend on the order the tests run in). Warnings raised while fitting (e.g.
 ``SamplingWarning``) are kept and returned by ``nuts_fit.warnings(...)`` with the same
 arguments.
 """
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from typing import Any
 
@@ -24,6 +29,28 @@ import pytest
 
 #: Seed of every shared fit unless a test asks for another.
 FIT_SEED = 20250101
+
+
+def _freeze(dt) -> None:
+    """Make every array of the DataTree read-only, so an in-place change raises."""
+    for node in dt.subtree:
+        for var in node.variables.values():
+            data = var.data
+            if hasattr(data, "flags"):
+                data.flags.writeable = False
+
+
+def fingerprint(dt) -> str:
+    """sha256 over every group's path, attrs, variable names, dims, dtypes and array bytes."""
+    h = hashlib.sha256()
+    for node in dt.subtree:
+        h.update(repr((node.path, sorted((k, repr(v)) for k, v in node.attrs.items()))).encode())
+        for name in sorted(node.variables):
+            var = node.variables[name]
+            h.update(repr((name, var.dims, str(var.dtype), sorted((k, repr(v)) for k, v in var.attrs.items()))).encode())
+            values = var.values
+            h.update(values.tobytes() if values.dtype != object else repr(values.tolist()).encode())
+    return h.hexdigest()
 
 
 class NutsFitCache:
@@ -41,6 +68,7 @@ class NutsFitCache:
     def __init__(self) -> None:
         self._fits: dict[tuple, Any] = {}
         self._warnings: dict[tuple, list[warnings.WarningMessage]] = {}
+        self._prints: dict[tuple, str] = {}
 
     @staticmethod
     def _key(dataset: str, formula: str | None, parameterization: str, options: dict[str, Any]) -> tuple:
@@ -64,6 +92,11 @@ class NutsFitCache:
                 warnings.simplefilter("always")
                 self._fits[key] = sample(data, parameterization=parameterization, progressbar=False, **opts)
             self._warnings[key] = list(caught)
+            _freeze(self._fits[key])
+            self._prints[key] = fingerprint(self._fits[key])
+        elif fingerprint(self._fits[key]) != self._prints[key]:
+            raise AssertionError(f"the shared NUTS fit {key} was modified by an earlier test; the DataTrees "
+                                 "nuts_fit hands out must not be changed (copy one first)")
         return self._fits[key]
 
     def warnings(self, dataset: str = "eight_schools", formula: str | None = None,

@@ -479,3 +479,20 @@ def test_reruns_are_described_one_line_each():
     again = mm.RunInfo.from_attrs(info.to_attrs())
     assert again == info and info.to_attrs()["retry_reason"] == "divergences,r_hat"
     assert mm.RunInfo.from_attrs({}) == mm.RunInfo()                  # draws without run facts
+
+
+def test_the_shared_fit_cache_refuses_modified_fits():
+    """nuts_fit's DataTrees are shared across tests: in-place changes raise, other changes are caught."""
+    from conftest import NutsFitCache, _freeze, fingerprint
+
+    cache = NutsFitCache()
+    key = cache._key("eight_schools", None, "noncentered", {})
+    dt = xr.DataTree.from_dict({"posterior": xr.Dataset({"mu": (("chain", "draw"), np.zeros((2, 3)))})})
+    _freeze(dt)
+    cache._fits[key], cache._prints[key] = dt, fingerprint(dt)
+    assert cache("eight_schools") is dt
+    with pytest.raises(ValueError, match="read-only"):
+        dt["posterior"]["mu"].values[0, 0] = 1.0
+    dt["posterior"].attrs["changed"] = 1
+    with pytest.raises(AssertionError, match="modified by an earlier test"):
+        cache("eight_schools")
