@@ -10,7 +10,7 @@ import pytest
 jupytext = pytest.importorskip("jupytext", reason="the notebook tests need the test extras (jupytext, nbclient)")
 nbclient = pytest.importorskip("nbclient")
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 NAMES = ["01_original_analysis", "02_meta_regression", "03_model_comparison", "04_cross_checking"]
 
 

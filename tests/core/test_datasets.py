@@ -13,7 +13,7 @@ import metapool
 from metapool import datasets
 from metapool.datasets import make_seed_countries
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 NAMES = ["eight_schools", "bcg", "seed_countries", "normand1999", "hine1989", "molloy2014"]
 
 
