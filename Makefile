@@ -17,6 +17,7 @@ demo: $(BIN)/.installed
 	$(BIN)/metapool demo
 
 test: $(BIN)/.installed
+	@bash .ci/install_chromium.sh
 	$(BIN)/python .ci/check_layers.py
 	$(BIN)/python -m pytest -q
 
