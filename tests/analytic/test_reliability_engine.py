@@ -117,7 +117,9 @@ def _fe_scale(data: MetaData) -> tuple[np.ndarray, np.ndarray]:
     return est, np.sqrt(np.diag(np.linalg.inv(A)))
 
 
-SD_FACTORS = [1e2, 1.0, 1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12]
+# 1e-6 is where the scipy reference itself needs the most subdivisions (half a minute a case on
+# 2 cores): opt-in with -m slow; the neighbours 1e-4 and 1e-8 stay in the default suite.
+SD_FACTORS = [1e2, 1.0, 1e-2, 1e-4, pytest.param(1e-6, marks=pytest.mark.slow), 1e-8, 1e-10, 1e-12]
 OFFSETS = [0.0, 1e3]      # prior mean = fixed-effect estimate + offset x prior sd
 
 
