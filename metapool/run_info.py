@@ -167,6 +167,21 @@ class RunInfo:
             lines.append(f"rerun {i}: " + ("; ".join(parts) or "same settings"))
         return tuple(lines)
 
+    def final_text(self) -> str:
+        """One line on the run kept: which attempt, its target_accept and its draws.
+
+        Examples
+        --------
+        >>> RunInfo(chains=4, draws=2000, draws_requested=1000, target_accept=0.95,
+        ...         attempts=(Attempt(0.9, 1000, 2, 1.0), Attempt(0.95, 1000, 0, 1.02),
+        ...                   Attempt(0.95, 2000, 0, 1.004))).final_text()
+        'kept run 3 of 3: target_accept 0.95, 4 chains x 2000 draws (1000 requested)'
+        """
+        n = len(self.attempts)
+        more = f" ({self.draws_requested} requested)" if self.draws_requested not in (None, self.draws) else ""
+        ta = "n/a" if self.target_accept is None else f"{self.target_accept:g}"
+        return f"kept run {n} of {n}: target_accept {ta}, {self.chains} chains x {self.draws} draws{more}"
+
     def describe(self) -> str:
         """The run in a few lines: sampler, sizes, target_accept, reruns, diagnostics, seconds."""
         lines = [f"{self.sampler or 'NUTS'} ({self.parameterization}): {self.chains} chains x {self.draws} draws"

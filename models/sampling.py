@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike
 from metapool.data import MetaData
 from metapool.models.pymc_model import build_from_spec, data_values, set_model_data
 from metapool import layout
+from metapool.numfmt import format_pair
 from metapool.run_info import Attempt, RunInfo, treedepth_hits
 from metapool.spec import ModelSpec, model_spec
 from metapool.priors import BetaPrior, TauPrior
@@ -596,7 +597,8 @@ def sample(
         )
     if kept.r_hat_max > RHAT_LIMIT:
         warnings.warn(
-            f"max R-hat {kept.r_hat_max:.3f} > {RHAT_LIMIT} with {kept.draws} draws per chain: "
+            f"max R-hat {' > '.join(format_pair(kept.r_hat_max, RHAT_LIMIT, 3, 'f', limit_format='g'))} with "
+            f"{kept.draws} draws per chain: "
             "the chains disagree; use more draws or check the model",
             SamplingWarning,
             stacklevel=2,

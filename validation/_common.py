@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import arviz as az
 import numpy as np
@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special, stats
 
+from metapool.numfmt import format_pair
 from metapool.layout import DEFAULT_QUANTILES, POSTERIOR_ORDER, SAMPLE_DIMS, flat_draws, quantile_column
 
 __all__ = [
@@ -312,11 +313,28 @@ def _g(v: float, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
-def format_report_table(table: pd.DataFrame, columns: Sequence[str], status: pd.Series | None = None) -> str:
-    """A compact fixed-width rendering of selected columns (4 significant digits)."""
+def format_report_table(table: pd.DataFrame, columns: Sequence[str], status: pd.Series | None = None,
+                        limits: Mapping[str, tuple[float, str]] | None = None) -> str:
+    """A compact fixed-width rendering of selected columns (4 significant digits).
+
+    ``limits`` maps a column to ``(limit, format of the limit as the report prints it)``; its
+    values get the digits it takes to print apart from that limit
+    (:func:`metapool.numfmt.format_pair`), so r_hat 1.0104 shows as ``1.0104``, not ``1.01``.
+    """
     cols = [c for c in columns if c in table.columns]
     shown = table[cols].copy()
     if status is not None:
         shown["status"] = status
-    fmt = {c: (lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else _g(v)) for c in cols}
-    return shown.to_string(formatters=fmt)
+    limits = dict(limits or {})
+
+    def fmt_for(col: str):
+        def fmt(v):
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                return ""
+            if col in limits and np.isfinite(v) and np.isfinite(limits[col][0]):
+                limit, spec = limits[col]
+                return format_pair(float(v), float(limit), 4, "g", limit_format=spec)[0]
+            return _g(v)
+        return fmt
+
+    return shown.to_string(formatters={c: fmt_for(c) for c in cols})

@@ -140,7 +140,10 @@ class ComparisonReport:
                 "ess_bulk", "ess_tail", "r_hat", "pit_p", "wasserstein_sd"]
         table = self.table if rows is None else self.table.loc[[r for r in rows if r in self.table.index]]
         status = table["passed"].map({True: "ok", False: "FAIL"}) if "passed" in table else None
-        lines.append(format_report_table(table, cols, status))
+        limits = {"max_abs_z": (t["z_crit"], ".2f"), "arviz_max_abs_z": (t["z_crit"], ".2f"),
+                  "r_hat": (t["rhat_max"], "g"), "ess_bulk": (t["min_ess"], "g"), "ess_tail": (t["min_ess"], "g"),
+                  "pit_p": (t["pit_p_min"], ".2g")}
+        lines.append(format_report_table(table, cols, status, limits))
         hidden = len(self.table) - len(table)
         if hidden:
             lines.append(f"({hidden} more rows{': ' + more if more else ''})")
