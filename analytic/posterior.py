@@ -380,6 +380,30 @@ class ExactPosterior:
         out = np.clip(np.where(flat == np.inf, 1.0, np.where(flat == -np.inf, 0.0, out)), 0.0, 1.0)
         return out.reshape(x.shape)
 
+    def pdf(self, parameter: str, x: ArrayLike) -> np.ndarray:
+        """Exact posterior density of one scalar parameter (flat name) at the points x.
+
+        Notes
+        -----
+        ``tau_pdf`` for tau; otherwise the normal mixture over the quadrature nodes,
+        p(x | y) = sum_k w_k N(x | m_k, s_k^2), with the conditional mean m_k and sd s_k of the
+        parameter given tau_k (the same mixture as :meth:`cdf`). Used by
+        :func:`metapool.validation.compare` for the Monte Carlo error of a quantile estimate.
+        """
+        x = C.points("x", x)
+        if self._kind_of(parameter)[0] == "tau":
+            return self.tau_pdf(x)
+        w, m, s = self._row_mixture(parameter)
+        flat = x.ravel()
+        out = np.zeros(flat.shape)
+        fin = np.isfinite(flat)
+        idx = np.flatnonzero(fin)
+        for sl in B.chunks(idx.size, w.size):
+            pts = flat[idx[sl]]
+            out[idx[sl]] = B.mixture_pdf(pts, w, np.broadcast_to(m, (m.shape[0], pts.size)),
+                                         np.broadcast_to(s, (s.shape[0], pts.size)))
+        return out.reshape(x.shape)
+
     def quantile(self, parameter: str, q: ArrayLike) -> np.ndarray:
         """Exact posterior quantiles of one scalar parameter.
 

@@ -83,6 +83,9 @@ class RunInfo:
         Largest R-hat, smallest bulk ESS over every posterior variable of the run kept.
     compile_time, sampling_time, sampling_time_total, wall_time : float or None
         Seconds: model compilation (all runs), the run kept, all runs, the whole call.
+    compiled : str or None
+        ``"fresh"`` (compiled by this call) or ``"reused"`` (a compiled sampler from an earlier
+        call on data of the same shape, :func:`metapool.models.compiled_sampler`).
     versions : tuple of (str, str)
         (package, version) of metapool, pymc, pytensor, nutpie, arviz, numpy.
     """
@@ -110,6 +113,7 @@ class RunInfo:
     sampling_time_total: float | None = None
     wall_time: float | None = None
     versions: tuple[tuple[str, str], ...] = ()
+    compiled: str | None = None
 
     # ----------------------------------------------------------------- derived facts
     @property
@@ -163,6 +167,21 @@ class RunInfo:
             lines.append(f"rerun {i}: " + ("; ".join(parts) or "same settings"))
         return tuple(lines)
 
+    def final_text(self) -> str:
+        """One line on the run kept: which attempt, its target_accept and its draws.
+
+        Examples
+        --------
+        >>> RunInfo(chains=4, draws=2000, draws_requested=1000, target_accept=0.95,
+        ...         attempts=(Attempt(0.9, 1000, 2, 1.0), Attempt(0.95, 1000, 0, 1.02),
+        ...                   Attempt(0.95, 2000, 0, 1.004))).final_text()
+        'kept run 3 of 3: target_accept 0.95, 4 chains x 2000 draws (1000 requested)'
+        """
+        n = len(self.attempts)
+        more = f" ({self.draws_requested} requested)" if self.draws_requested not in (None, self.draws) else ""
+        ta = "n/a" if self.target_accept is None else f"{self.target_accept:g}"
+        return f"kept run {n} of {n}: target_accept {ta}, {self.chains} chains x {self.draws} draws{more}"
+
     def describe(self) -> str:
         """The run in a few lines: sampler, sizes, target_accept, reruns, diagnostics, seconds."""
         lines = [f"{self.sampler or 'NUTS'} ({self.parameterization}): {self.chains} chains x {self.draws} draws"
@@ -171,7 +190,8 @@ class RunInfo:
         lines += [f"  {r}" for r in self.reruns_text()]
         lines.append(f"  divergences {self.divergences}, max tree depth hits {self.treedepth_hits}, "
                      f"max r_hat {_num(self.r_hat_max, '.4f')}, min ess_bulk {_num(self.ess_bulk_min, '.0f')}")
-        lines.append(f"  seconds: compile {_num(self.compile_time, '.1f')}, sampling {_num(self.sampling_time, '.1f')}"
+        reused = " (reused)" if self.compiled == "reused" else ""
+        lines.append(f"  seconds: compile {_num(self.compile_time, '.1f')}{reused}, sampling {_num(self.sampling_time, '.1f')}"
                      f" (all runs {_num(self.sampling_time_total, '.1f')}), whole call {_num(self.wall_time, '.1f')}")
         return "\n".join(lines)
 
@@ -184,7 +204,7 @@ class RunInfo:
         seed`` (-1 for None), ``draws, draws_requested, tune, chains, target_accept, retried,
         retry_reason, target_accept_attempts, draws_attempts, divergences_attempts,
         r_hat_max_attempts, r_hat_limit, divergences, treedepth_hits, r_hat_max, ess_bulk_min,
-        compile_time, sampling_time, sampling_time_total, wall_time, versions``.
+        compile_time, sampling_time, sampling_time_total, wall_time, versions, compiled``.
         """
         out: dict[str, Any] = {
             "engine": self.engine, "nuts_sampler": self.sampler, "parameterization": self.parameterization,
@@ -205,6 +225,7 @@ class RunInfo:
             "compile_time": self.compile_time, "sampling_time": self.sampling_time,
             "sampling_time_total": self.sampling_time_total, "wall_time": self.wall_time,
             "versions": ";".join(f"{k}={v}" for k, v in self.versions),
+            "compiled": self.compiled,
         }
         return {k: v for k, v in out.items() if v is not None}
 
@@ -236,6 +257,7 @@ class RunInfo:
             ess_bulk_min=get("ess_bulk_min", float), compile_time=get("compile_time", float),
             sampling_time=get("sampling_time", float), sampling_time_total=get("sampling_time_total", float),
             wall_time=get("wall_time", float), versions=versions,  # type: ignore[arg-type]
+            compiled=get("compiled", str),
         )
 
 

@@ -257,7 +257,8 @@ class FitResult:
             return []
         from metapool.models import run_info
 
-        return list(run_info(self.draws).reruns_text())
+        info = run_info(self.draws)
+        return [*info.reruns_text(), info.final_text()] if info.reruns else []
 
 
 def check_ratio_scale(data: MetaData) -> None:

@@ -14,7 +14,40 @@ from metapool.models.priors import pymc_beta, pymc_tau
 from metapool.spec import ModelSpec, model_spec
 from metapool.priors import BetaPrior, TauPrior
 
-__all__ = ["build", "build_from_spec"]
+__all__ = ["build", "build_from_spec", "data_values", "set_model_data", "Y_DATA", "X_NEW_DATA"]
+
+#: Name of the ``pm.Data`` container holding the observed effects (the observed variable is ``y``).
+Y_DATA: str = "y_obs"
+#: Name of the ``pm.Data`` container holding the new study's design row.
+X_NEW_DATA: str = "x_new"
+
+
+def data_values(spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The model's data containers for ``spec``: ``{Y_DATA: y, "se": se, "X": X, X_NEW_DATA: x_new}``.
+
+    Everything in the model that depends on the data (not on the priors or the
+    parameterisation) is one of these, so a model built for one dataset serves any other of
+    the same shape after :func:`set_model_data` (and a compiled sampler after
+    ``compiled.with_data(**data_values(spec))``).
+    """
+    data = spec.data
+    return {Y_DATA: np.asarray(data.y, dtype=float), "se": np.asarray(data.se, dtype=float),
+            "X": np.asarray(data.X, dtype=float), X_NEW_DATA: np.asarray(spec.x_new, dtype=float).reshape(data.p)}
+
+
+def set_model_data(model: pm.Model, spec: ModelSpec) -> None:
+    """Put ``spec``'s data and study / coefficient labels into a model built for the same shape.
+
+    Raises
+    ------
+    ValueError
+        When the model was built for another number of studies or coefficients.
+    """
+    values = data_values(spec)
+    shape = tuple(model["X"].get_value().shape)
+    if shape != values["X"].shape:
+        raise ValueError(f"the model was built for X of shape {shape}, the data have {values['X'].shape}")
+    pm.set_data(values, model=model, coords=spec.coords)
 
 
 def build_from_spec(spec: ModelSpec) -> pm.Model:
@@ -31,9 +64,11 @@ def build_from_spec(spec: ModelSpec) -> pm.Model:
     """
     data = spec.data
     with pm.Model(coords=spec.coords) as model:
-        se = pm.Data("se", data.se, dims="study")
-        X = pm.Data("X", data.X, dims=("study", "coef"))
-        x0 = pt.as_tensor_variable(np.asarray(spec.x_new, dtype=float))
+        values = data_values(spec)
+        y_obs = pm.Data(Y_DATA, values[Y_DATA], dims="study")
+        se = pm.Data("se", values["se"], dims="study")
+        X = pm.Data("X", values["X"], dims=("study", "coef"))
+        x0 = pm.Data(X_NEW_DATA, values[X_NEW_DATA], dims="coef")
 
         tau = pymc_tau(spec.tau_prior, "tau")
         if spec.location == "mu":
@@ -53,7 +88,7 @@ def build_from_spec(spec: ModelSpec) -> pm.Model:
             theta = pm.Normal("theta", mu=loc, sigma=tau, dims="study")
             pm.Normal("theta_new", mu=loc_new, sigma=tau)
 
-        pm.Normal("y", mu=theta, sigma=se, observed=data.y, dims="study")
+        pm.Normal("y", mu=theta, sigma=se, observed=y_obs, dims="study")
     return model
 
 
@@ -89,8 +124,10 @@ def build(
     -------
     pymc.Model
         Coordinates ``study`` (the labels) and ``coef`` (the design column names). Data
-        containers ``se`` (dims ``study``) and ``X`` (dims ``study, coef``), which end up in
-        the ``constant_data`` group. Variables:
+        containers ``y_obs`` (the observed effects, dims ``study``), ``se`` (dims ``study``),
+        ``X`` (dims ``study, coef``) and ``x_new`` (dims ``coef``), so that one model (and one
+        compiled sampler) serves every dataset of the same shape (:func:`set_model_data`);
+        ``se`` and ``X`` end up in the ``constant_data`` group. Variables:
 
         * ``tau`` (scalar), created by ``pymc_tau(tau_prior)``;
         * ``mu`` (scalar) when ``data.intercept_only``, else ``beta`` (dims ``coef``), created

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
+import threading
 import time
 import warnings
+from collections import OrderedDict
 from typing import Iterator, Literal, NamedTuple
 
 import arviz as az
@@ -18,8 +21,9 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from metapool.data import MetaData
-from metapool.models.pymc_model import build_from_spec
+from metapool.models.pymc_model import build_from_spec, data_values, set_model_data
 from metapool import layout
+from metapool.numfmt import format_pair
 from metapool.run_info import Attempt, RunInfo, treedepth_hits
 from metapool.spec import ModelSpec, model_spec
 from metapool.priors import BetaPrior, TauPrior
@@ -27,6 +31,11 @@ from metapool.likelihood import check_log_likelihood, marginal_log_likelihood
 
 __all__ = [
     "sample",
+    "compiled_sampler",
+    "CompiledSampler",
+    "compile_key",
+    "clear_compiled_cache",
+    "compiled_cache_info",
     "sample_prior_predictive",
     "divergences",
     "SamplingWarning",
@@ -161,25 +170,170 @@ class _Attempt(NamedTuple):
     compile_time: float
 
 
-def _nutpie_runner(model, tune, chains, cores, seed, progressbar):
-    """nutpie NUTS on the model compiled once with numba, without fast-math.
+# ----------------------------------------------------------------------------- compiled once
+def _prior_key(prior) -> tuple:
+    """A hashable, exact description of a bound prior (class and every parameter's bits)."""
+    fields = dataclasses.fields(prior) if dataclasses.is_dataclass(prior) else ()
+    vals = []
+    for f in fields:
+        v = getattr(prior, f.name)
+        if v is None or isinstance(v, (str, bool)):
+            vals.append((f.name, v))
+        else:
+            a = np.asarray(v, dtype=float)
+            vals.append((f.name, a.shape, a.tobytes()))
+    return (type(prior).__qualname__, tuple(vals), getattr(prior, "spec", None))
 
-    PyTensor compiles numba code with fast-math by default (``numba__fastmath``): LLVM may then
-    reassociate, contract and assume no inf/NaN, so the rounding of the log-density and its
-    gradient depends on how the kernels were inlined, which differs between a fresh compile and
-    kernels loaded from PyTensor's on-disk numba cache (shared by every process of the user).
-    NUTS trajectories amplify the last bit, so the same seed gave different draws depending on
-    what had been compiled before, and fresh fast-math fits of eight schools disagreed with the
-    exact posterior (mu q97.5 z = -6.2 at seed 20250101, theta[C] q2.5 z = -6.3 at seed 2).
-    Without fast-math the compiled functions are IEEE-exact and the draws depend only on the
-    seed. (The cache key records the flag, so fast-math kernels are never reused here.)
+
+def compile_key(spec: ModelSpec, nuts_sampler: str = "nutpie") -> tuple:
+    """What a compiled sampler depends on: (J, p), location name, priors, parameterisation, sampler.
+
+    Two specs with the same key differ only in the model's data containers (effects, standard
+    errors, design, x_new) and labels, which :meth:`CompiledSampler.bind` replaces.
     """
-    import nutpie
+    data = spec.data
+    return ((int(data.J), int(data.p)), spec.location, _prior_key(spec.tau_prior), _prior_key(spec.beta_prior),
+            spec.parameterization, str(nuts_sampler))
 
-    t0 = time.perf_counter()
-    with pytensor.config.change_flags(numba__fastmath=False):
-        compiled = nutpie.compile_pymc_model(model, backend="numba")
-    compile_time = [time.perf_counter() - t0]  # charged to the first run only
+
+class CompiledSampler:
+    """A PyMC model and its compiled NUTS sampler, reusable for every dataset of one shape.
+
+    Made by :func:`compiled_sampler` (cached per process) or directly. For nutpie the model is
+    compiled once with numba (:func:`nutpie.compile_pymc_model`, the expensive step: seconds);
+    :meth:`bind` swaps in another dataset's values with ``compiled.with_data`` (microseconds).
+    For PyMC's own NUTS the ``pm.Model`` is kept and its data replaced with :func:`pymc.set_data`.
+
+    Attributes
+    ----------
+    key : tuple
+        :func:`compile_key` of the specs it serves.
+    model : pymc.Model
+        The model; after :meth:`bind` it holds that spec's data and labels.
+    nuts_sampler : str
+    compile_time : float
+        Seconds spent building and compiling.
+    uses : int
+        Datasets bound so far.
+    lock : threading.RLock
+        Held by :func:`sample` while the model holds one call's data.
+    """
+
+    def __init__(self, spec: ModelSpec, nuts_sampler: str = "nutpie") -> None:
+        t0 = time.perf_counter()
+        self.key = compile_key(spec, nuts_sampler)
+        self.nuts_sampler = str(nuts_sampler)
+        self.model = build_from_spec(spec)
+        self._compiled = None
+        if self.nuts_sampler == "nutpie":
+            import nutpie
+
+            # Without numba fast-math: with PyTensor's default (numba__fastmath) LLVM may
+            # reassociate and contract, so the log-density's rounding depends on whether its
+            # kernels were compiled fresh or loaded from PyTensor's on-disk numba cache (shared by
+            # every process of the user); NUTS amplifies the last bit, and the same seed gave
+            # different draws depending on what had been compiled before (eight schools: mu q97.5
+            # z = -6.2 against the exact posterior at seed 20250101). Without it the compiled
+            # functions are IEEE-exact and the draws depend only on the seed; the cache key records
+            # the flag, so fast-math kernels are never reused here.
+            with pytensor.config.change_flags(numba__fastmath=False):
+                self._compiled = nutpie.compile_pymc_model(self.model, backend="numba")
+        self.compile_time = time.perf_counter() - t0
+        self.uses = 0
+        self.lock = threading.RLock()
+
+    def bind(self, spec: ModelSpec):
+        """Put ``spec``'s data into the model; return the nutpie compiled model holding it (or None).
+
+        Raises
+        ------
+        ValueError
+            When ``spec`` needs another compiled model (other shape, priors or parameterisation).
+        """
+        key = compile_key(spec, self.nuts_sampler)
+        if key != self.key:
+            raise ValueError("spec does not match this compiled sampler (shape, priors, parameterization "
+                             "or sampler differ)")
+        set_model_data(self.model, spec)
+        self.uses += 1
+        return None if self._compiled is None else self._compiled.with_data(**data_values(spec))
+
+    def __repr__(self) -> str:
+        (J, p), loc, *_ = self.key
+        return (f"CompiledSampler({self.nuts_sampler}, J={J}, p={p}, {self.key[-2]}, "
+                f"compile {self.compile_time:.1f} s, uses={self.uses})")
+
+
+#: Compiled samplers kept per process (least recently used dropped first).
+CACHE_SIZE: int = 16
+_CACHE: "OrderedDict[tuple, CompiledSampler]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_STATS = {"hits": 0, "misses": 0}
+
+
+def compiled_sampler(
+    data: MetaData | ModelSpec,
+    tau_prior: TauPrior | str | None = None,
+    beta_prior: BetaPrior | str | None = None,
+    *,
+    parameterization: str | None = None,
+    x_new: ArrayLike | None = None,
+    nuts_sampler: Literal["nutpie", "pymc"] = "nutpie",
+) -> CompiledSampler:
+    """The process's compiled sampler for this model's shape, priors and parameterisation.
+
+    Parameters
+    ----------
+    data, tau_prior, beta_prior, parameterization, x_new
+        As :func:`sample`; only the shape of the data matters for the choice.
+    nuts_sampler : {"nutpie", "pymc"}
+
+    Returns
+    -------
+    CompiledSampler
+        From this process's cache (at most :data:`CACHE_SIZE` entries) when one with the same
+        :func:`compile_key` was made before, else compiled now and cached. :func:`sample`
+        uses it; worker processes (joblib, Dask) each keep their own.
+
+    Notes
+    -----
+    The model holds y, se, X and x_new in ``pm.Data`` containers; nothing else depends on the
+    data, so the sampler compiled for one dataset gives, for the same seed, the same draws on
+    another dataset of the same shape as a freshly compiled one (tests check it).
+    """
+    spec = model_spec(data, tau_prior, beta_prior, parameterization, x_new)
+    key = compile_key(spec, nuts_sampler)
+    with _CACHE_LOCK:
+        entry = _CACHE.get(key)
+        if entry is not None:
+            _CACHE.move_to_end(key)
+            _CACHE_STATS["hits"] += 1
+            return entry
+    entry = CompiledSampler(spec, nuts_sampler)
+    with _CACHE_LOCK:
+        _CACHE_STATS["misses"] += 1
+        entry = _CACHE.setdefault(key, entry)
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > max(int(CACHE_SIZE), 0):
+            _CACHE.popitem(last=False)
+    return entry
+
+
+def clear_compiled_cache() -> None:
+    """Forget every compiled sampler of this process (and reset :func:`compiled_cache_info`)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+        _CACHE_STATS.update(hits=0, misses=0)
+
+
+def compiled_cache_info() -> dict[str, int]:
+    """``{"hits", "misses", "size"}`` of this process's compiled-sampler cache."""
+    with _CACHE_LOCK:
+        return {**_CACHE_STATS, "size": len(_CACHE)}
+
+
+def _nutpie_runner(compiled, tune, chains, cores, seed, progressbar):
+    import nutpie
 
     def run(target_accept: float, draws: int) -> tuple[xr.DataTree, float, float]:
         t1 = time.perf_counter()
@@ -187,8 +341,7 @@ def _nutpie_runner(model, tune, chains, cores, seed, progressbar):
             compiled, draws=draws, tune=max(tune, 1), chains=chains, cores=cores, seed=seed,
             save_warmup=False, progress_bar=progressbar, target_accept=target_accept,
         )
-        ct, compile_time[0] = compile_time[0], 0.0
-        return trace, time.perf_counter() - t1, ct
+        return trace, time.perf_counter() - t1, 0.0
 
     return run
 
@@ -206,6 +359,25 @@ def _pymc_runner(model, tune, chains, cores, seed, progressbar):
         return trace, t_sample, max(wall - t_sample, 0.0)
 
     return run
+
+
+def _relabel(dt: xr.DataTree, spec: ModelSpec) -> xr.DataTree:
+    """Study and coefficient labels of ``spec`` on every group (a reused sampler keeps its first labels)."""
+    coords = {k: np.asarray(v, dtype=object) for k, v in spec.coords.items()}
+    for node in dt.subtree:
+        ds = node.to_dataset(inherit=False)
+        want = {k: v for k, v in coords.items() if k in ds.dims}
+        if want and any(k not in ds.coords or not np.array_equal(ds[k].values, v) for k, v in want.items()):
+            node.dataset = ds.assign_coords(want)
+    return dt
+
+
+def _posterior_predictive(dt: xr.DataTree, spec: ModelSpec, seed: int) -> xr.Dataset:
+    """y_rep ~ N(theta, se^2) per draw: the ``posterior_predictive`` group (normals from ``seed``)."""
+    theta = dt["posterior"]["theta"].transpose("chain", "draw", "study")
+    rng = np.random.default_rng(seed)
+    y_rep = theta.values + np.asarray(spec.data.se, dtype=float) * rng.standard_normal(theta.shape)
+    return xr.Dataset({"y": (("chain", "draw", "study"), y_rep)}, coords=theta.coords)
 
 
 def _run_with_retries(run, ladder: list[float], draws: int, max_retries: int) -> list[_Attempt]:
@@ -261,6 +433,7 @@ def sample(
     x_new: ArrayLike | None = None,
     cores: int | None = None,
     log_likelihood: str = "marginal",
+    reuse: bool = True,
 ) -> xr.DataTree:
     """Sample the hierarchical model's posterior with NUTS.
 
@@ -280,7 +453,8 @@ def sample(
         draws) reproducible. None draws fresh entropy.
     nuts_sampler : {"nutpie", "pymc"}, default "nutpie"
         nutpie (PyMC's default NUTS backend; the model is compiled once with numba and reused
-        by every rerun) or PyMC's own NUTS.
+        by every rerun and, through :func:`compiled_sampler`, by every later call on data of
+        the same shape) or PyMC's own NUTS.
     target_accept : float, optional
         Target acceptance of the first run; default ``DEFAULT_TARGET_ACCEPT`` (0.9).
     max_retries : int, default 2
@@ -299,6 +473,10 @@ def sample(
         with theta_j integrated out (default; the likelihood of leaving one study out, computed
         from the draws of tau and mu / beta), or PyMC's log N(y_j | theta_j, s_j^2). Recorded
         in the group's ``likelihood`` attr (:mod:`metapool.likelihood`).
+    reuse : bool, default True
+        Take the compiled sampler from this process's cache (:func:`compiled_sampler`: one per
+        shape, priors, parameterisation and sampler), compiling only on the first call; False
+        compiles a private one (the draws are the same either way for the same seed).
 
     Returns
     -------
@@ -332,8 +510,10 @@ def sample(
     make the non-centred posterior strongly correlated and lower the effective sample size;
     if R-hat then exceeds 1.01 [3]_ the run is repeated with twice the draws (with a fixed
     seed nutpie reproduces the same warm-up, so this extends the same chains). The
-    log-likelihood is added with :func:`pymc.compute_log_likelihood` and the predictive with
-    :func:`pymc.sample_posterior_predictive`.
+    study-level log-likelihood is computed from the draws (:mod:`metapool.likelihood`; the
+    conditional one with :func:`pymc.compute_log_likelihood`) and the predictive
+    y_rep ~ N(theta, s^2) with numpy from the seed's own stream (no compiled forward function,
+    so a reused sampler costs only the sampling).
 
     References
     ----------
@@ -366,23 +546,27 @@ def sample(
     nuts_seed, ppc_seed = _int_seed(ss_nuts), _int_seed(ss_ppc)
 
     t_start = time.perf_counter()
-    model = build_from_spec(spec)
-    make_runner = _nutpie_runner if nuts_sampler == "nutpie" else _pymc_runner
-    with _quiet_pymc(not progressbar):
-        runner = make_runner(model, int(tune), int(chains), cores, nuts_seed, bool(progressbar))
+    sampler = (compiled_sampler(spec, nuts_sampler=nuts_sampler) if reuse
+               else CompiledSampler(spec, nuts_sampler))
+    with sampler.lock, _quiet_pymc(not progressbar):
+        fresh = sampler.uses == 0
+        compiled = sampler.bind(spec)
+        model = sampler.model
+        if nuts_sampler == "nutpie":
+            runner = _nutpie_runner(compiled, int(tune), int(chains), cores, nuts_seed, bool(progressbar))
+        else:
+            runner = _pymc_runner(model, int(tune), int(chains), cores, nuts_seed, bool(progressbar))
         attempts = _run_with_retries(runner, ladder, int(draws), int(max_retries))
         kept = attempts[-1]
-        dt = kept.trace
+        dt = _relabel(kept.trace, spec)
 
         obs, const = layout.data_groups(spec.data)
         dt["constant_data"] = xr.DataTree(const)
         dt["observed_data"] = xr.DataTree(obs)
         dt["sample_stats"] = xr.DataTree(_clean_sample_stats(dt["sample_stats"].to_dataset()))
         dt = _add_log_likelihood(dt, model, spec, ll_kind)
-        pm.sample_posterior_predictive(
-            dt, model=model, var_names=["y"], random_seed=ppc_seed, progressbar=False,
-            extend_inferencedata=True,
-        )
+        dt["posterior_predictive"] = xr.DataTree(_posterior_predictive(dt, spec, ppc_seed))
+    compile_time = (sampler.compile_time if fresh else 0.0) + sum(a.compile_time for a in attempts)
 
     ess = az.ess(dt["posterior"].to_dataset(), method="bulk")
     described = spec.describe()
@@ -399,7 +583,7 @@ def sample(
         treedepth_hits=treedepth_hits(dt["sample_stats"].to_dataset()),
         r_hat_max=float(kept.r_hat_max),
         ess_bulk_min=float(min(float(ess[v].min()) for v in ess.data_vars)),
-        compile_time=float(sum(a.compile_time for a in attempts)),
+        compile_time=float(compile_time), compiled="fresh" if fresh else "reused",
         sampling_time=float(kept.sampling_time),
         sampling_time_total=float(sum(a.sampling_time for a in attempts)),
         wall_time=float(time.perf_counter() - t_start),
@@ -423,7 +607,8 @@ def sample(
         )
     if kept.r_hat_max > RHAT_LIMIT:
         warnings.warn(
-            f"max R-hat {kept.r_hat_max:.3f} > {RHAT_LIMIT} with {kept.draws} draws per chain: "
+            f"max R-hat {' > '.join(format_pair(kept.r_hat_max, RHAT_LIMIT, 3, 'f', limit_format='g'))} with "
+            f"{kept.draws} draws per chain: "
             "the chains disagree; use more draws or check the model",
             SamplingWarning,
             stacklevel=2,

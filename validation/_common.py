@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import arviz as az
 import numpy as np
@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special, stats
 
+from metapool.numfmt import format_pair
 from metapool.layout import DEFAULT_QUANTILES, POSTERIOR_ORDER, SAMPLE_DIMS, flat_draws, quantile_column
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "ks_pvalue",
     "quantile_label",
     "draws_table",
+    "exact_mcse",
+    "MCSE_METHODS",
     "format_report_table",
 ]
 
@@ -115,8 +118,71 @@ def _exact_summary(exact, quantiles: Sequence[float]) -> pd.DataFrame:
         return exact.summary(quantiles=tuple(quantiles))
 
 
+MCSE_METHODS: tuple[str, ...] = ("exact", "arviz")
+
+
+def exact_mcse(x: np.ndarray, exact, name: str, quantiles: Sequence[float], exact_q: Sequence[float],
+               exact_sd: float) -> tuple[float, np.ndarray, float, np.ndarray]:
+    """Monte Carlo errors of the mean and the quantiles of ``(chain, draw)`` draws, from the exact density.
+
+    Parameters
+    ----------
+    x : ndarray, shape (chain, draw)
+        Draws of one scalar parameter.
+    exact : metapool.analytic.ExactPosterior
+        Gives the density (:meth:`~metapool.analytic.ExactPosterior.pdf`).
+    name : str
+        Flat parameter name.
+    quantiles, exact_q : sequence of float
+        Probabilities p and the exact quantiles x_p.
+    exact_sd : float
+        Exact posterior sd (NaN where it does not exist).
+
+    Returns
+    -------
+    (mcse_mean, mcse_q, ess_mean, ess_q)
+        NaN where a value cannot be formed (no exact sd, zero density, constant indicator).
+
+    Notes
+    -----
+    mcse(mean) = sd / sqrt(S_eff) with the exact sd and S_eff the ESS of the draws
+    (:func:`arviz.ess`, ``method="mean"``). For the p-quantile (docs/MATH.md),
+
+        mcse(q_hat_p) = sqrt(p (1 - p) / S_eff,p) / f(x_p),
+
+    the delta method applied to the empirical CDF at the exact quantile x_p: F_hat(x_p) has
+    variance p (1 - p) / S_eff,p, S_eff,p the ESS of the indicator draws 1{x <= x_p}
+    (ArviZ's ``ess`` of the indicator, as its ``mcse(method="quantile")`` uses at the sample
+    quantile), and f the exact posterior density. ArviZ estimates 1 / f(x_p) from the spacing
+    of the order statistics, which is noisy in the tails; the exact density removes that noise.
+
+    References
+    ----------
+    .. [1] Vehtari, A., Gelman, A., Simpson, D., Carpenter, B. and Bürkner, P.-C. (2021).
+       Rank-normalization, folding, and localization: an improved R-hat for assessing
+       convergence of MCMC. Bayesian Analysis 16(2), 667-718 (appendix: quantile MCSE).
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    qs = np.asarray(quantiles, dtype=float)
+    xq = np.asarray(exact_q, dtype=float)
+    ind = {f"i{k}": (("chain", "draw"), (x <= xq[k]).astype(float)) for k in range(qs.size)}
+    ds = xr.Dataset({"x": (("chain", "draw"), x), **ind})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ess = az.ess(ds, method="mean")
+        dens = np.asarray(exact.pdf(name, np.where(np.isfinite(xq), xq, 0.0)), dtype=float).reshape(qs.shape)
+    ess_mean = float(ess["x"])
+    ess_q = np.array([float(ess[f"i{k}"]) for k in range(qs.size)])
+    mcse_mean = float(exact_sd / np.sqrt(ess_mean)) if np.isfinite(exact_sd) and ess_mean > 0 else float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mcse_q = np.sqrt(qs * (1.0 - qs) / ess_q) / dens
+    bad = ~(np.isfinite(mcse_q) & (mcse_q > 0) & np.isfinite(xq) & (ess_q > 0))
+    mcse_q[bad] = np.nan
+    return mcse_mean, mcse_q, ess_mean, ess_q
+
+
 def draws_table(flat: xr.Dataset, exact, quantiles: Sequence[float] = DEFAULT_QUANTILES,
-                exact_summary: pd.DataFrame | None = None) -> pd.DataFrame:
+                exact_summary: pd.DataFrame | None = None, mcse: str = "exact") -> pd.DataFrame:
     """Compare draws of every flat parameter with the exact posterior, in units of Monte Carlo error.
 
     Parameters
@@ -129,24 +195,34 @@ def draws_table(flat: xr.Dataset, exact, quantiles: Sequence[float] = DEFAULT_QU
         Probabilities of the compared quantiles.
     exact_summary : DataFrame, optional
         ``exact.summary(quantiles)`` when already computed.
+    mcse : {"exact", "arviz"}, default "exact"
+        Which Monte Carlo errors the z scores divide by: from the exact sd and density
+        (:func:`exact_mcse`; ArviZ's where those do not exist) or ArviZ's alone.
 
     Returns
     -------
     pandas.DataFrame
         Index ``parameter``; columns ``exact_mean, exact_sd, exact_qP..., mcmc_mean,
         mcmc_qP..., mcse_mean, mcse_qP..., z_mean, z_qP..., ess_bulk, ess_tail, r_hat, pit_ks,
-        pit_n_eff, pit_p``.
+        pit_n_eff, pit_p``, then ``arviz_mcse_mean, arviz_mcse_qP..., arviz_z_mean,
+        arviz_z_qP...`` (ArviZ's estimates, shown beside, not tested), ``ess_mean, ess_qP...``
+        (ESS of the draws and of the indicators 1{x <= exact x_P}) and ``mcse_fallbacks``
+        (statistics whose exact MCSE could not be formed and ArviZ's was used).
 
     Notes
     -----
-    z of an estimate = (estimate from the draws - exact value) / MCSE, where the MCSE of the
-    mean is sd / sqrt(ESS_mean) and that of the quantile q comes from the ESS of the indicator
-    I(x <= x_q) (:func:`arviz.mcse`, ``method="mean"`` / ``"quantile"``). The quantile of the
-    draws is the linear-interpolation quantile of all chains pooled. PIT:
+    z of an estimate = (estimate from the draws - exact value) / MCSE. With ``mcse="exact"``
+    the MCSE of the mean is exact_sd / sqrt(ESS_mean) and that of the p-quantile is
+    sqrt(p (1 - p) / ESS_p) / f(x_p), f the exact density at the exact quantile x_p and ESS_p
+    the ESS of the indicator draws (:func:`exact_mcse`); ArviZ's (:func:`arviz.mcse`,
+    ``method="mean"`` / ``"quantile"``) estimate the sd and 1 / f from the draws themselves.
+    The quantile of the draws is the linear-interpolation quantile of all chains pooled. PIT:
     u_i = F_exact(x_i) is uniform on (0, 1) when the draws come from the exact posterior;
     ``pit_ks`` is the Kolmogorov-Smirnov distance of the u_i from uniform and ``pit_p`` its
     p-value with n replaced by min(ESS_bulk, ESS_tail, n) (:func:`ks_pvalue`).
     """
+    if mcse not in MCSE_METHODS:
+        raise ValueError(f"mcse must be one of {', '.join(MCSE_METHODS)}, got {mcse!r}")
     qs = tuple(float(q) for q in quantiles)
     qlab = [quantile_label(q) for q in qs]
     names = list(flat.data_vars)
@@ -173,12 +249,26 @@ def draws_table(flat: xr.Dataset, exact, quantiles: Sequence[float] = DEFAULT_QU
         mq = np.quantile(pooled, qs) if qs else []
         for lab, v in zip(qlab, mq):
             row[f"mcmc_{lab}"] = float(v)
-        row["mcse_mean"] = float(mcse_mean[n])
-        for lab, m in zip(qlab, mcse_q):
-            row[f"mcse_{lab}"] = float(m[n])
-        row["z_mean"] = _z(row["mcmc_mean"], row["exact_mean"], row["mcse_mean"])
-        for lab in qlab:
-            row[f"z_{lab}"] = _z(row[f"mcmc_{lab}"], row[f"exact_{lab}"], row[f"mcse_{lab}"])
+        arviz = {"mean": float(mcse_mean[n]), **{lab: float(m[n]) for lab, m in zip(qlab, mcse_q)}}
+        if mcse == "exact":
+            m_mean, m_q, e_mean, e_q = exact_mcse(x, exact, n, qs, [row[f"exact_{lab}"] for lab in qlab],
+                                                   row["exact_sd"])
+            mine = {"mean": m_mean, **dict(zip(qlab, m_q))}
+            ess_ind = {"mean": e_mean, **dict(zip(qlab, e_q))}
+        else:
+            mine, ess_ind = dict(arviz), {k: float("nan") for k in arviz}
+        fallbacks = 0
+        for what in arviz:
+            value = mine[what]
+            if not np.isfinite(value):
+                value = arviz[what]
+                fallbacks += mcse == "exact"
+            row[f"mcse_{what}"] = value
+        for what in arviz:
+            row[f"z_{what}"] = _z(row[f"mcmc_{what}"], row[f"exact_{what}"], row[f"mcse_{what}"])
+        later = {**{f"arviz_mcse_{w}": arviz[w] for w in arviz},
+                 **{f"arviz_z_{w}": _z(row[f"mcmc_{w}"], row[f"exact_{w}"], arviz[w]) for w in arviz},
+                 **{f"ess_{w}": ess_ind[w] for w in arviz}, "mcse_fallbacks": float(fallbacks)}
         row["ess_bulk"] = float(ess_bulk[n])
         row["ess_tail"] = float(ess_tail[n])
         row["r_hat"] = float(rhat[n])
@@ -188,6 +278,7 @@ def draws_table(flat: xr.Dataset, exact, quantiles: Sequence[float] = DEFAULT_QU
         row["pit_ks"] = d
         row["pit_n_eff"] = n_eff
         row["pit_p"] = ks_pvalue(d, n_eff)
+        row.update(later)
         rows.append(row)
     table = pd.DataFrame(rows, index=pd.Index(names, name="parameter"))
     return table.astype(float)
@@ -206,7 +297,7 @@ def _z(est: float, exact: float, mcse: float) -> float:
 
 
 def z_columns(table: pd.DataFrame) -> list[str]:
-    """The z-score columns of a :func:`draws_table` (``z_mean`` first)."""
+    """The tested z-score columns of a :func:`draws_table` (``z_mean`` first; not ``arviz_z_``)."""
     return [c for c in table.columns if c.startswith("z_")]
 
 
@@ -222,11 +313,28 @@ def _g(v: float, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
-def format_report_table(table: pd.DataFrame, columns: Sequence[str], status: pd.Series | None = None) -> str:
-    """A compact fixed-width rendering of selected columns (4 significant digits)."""
+def format_report_table(table: pd.DataFrame, columns: Sequence[str], status: pd.Series | None = None,
+                        limits: Mapping[str, tuple[float, str]] | None = None) -> str:
+    """A compact fixed-width rendering of selected columns (4 significant digits).
+
+    ``limits`` maps a column to ``(limit, format of the limit as the report prints it)``; its
+    values get the digits it takes to print apart from that limit
+    (:func:`metapool.numfmt.format_pair`), so r_hat 1.0104 shows as ``1.0104``, not ``1.01``.
+    """
     cols = [c for c in columns if c in table.columns]
     shown = table[cols].copy()
     if status is not None:
         shown["status"] = status
-    fmt = {c: (lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else _g(v)) for c in cols}
-    return shown.to_string(formatters=fmt)
+    limits = dict(limits or {})
+
+    def fmt_for(col: str):
+        def fmt(v):
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                return ""
+            if col in limits and np.isfinite(v) and np.isfinite(limits[col][0]):
+                limit, spec = limits[col]
+                return format_pair(float(v), float(limit), 4, "g", limit_format=spec)[0]
+            return _g(v)
+        return fmt
+
+    return shown.to_string(formatters={c: fmt_for(c) for c in cols})

@@ -136,11 +136,14 @@ class ComparisonReport:
         if self.notes:
             lines.append("notes:")
             lines += [f"  {n}" for n in self.notes]
-        cols = ["exact_mean", "mcmc_mean", "z_mean", "max_abs_z", "ess_bulk", "ess_tail", "r_hat", "pit_p",
-                "wasserstein_sd"]
+        cols = ["exact_mean", "mcmc_mean", "mcse_mean", "arviz_mcse_mean", "z_mean", "max_abs_z", "arviz_max_abs_z",
+                "ess_bulk", "ess_tail", "r_hat", "pit_p", "wasserstein_sd"]
         table = self.table if rows is None else self.table.loc[[r for r in rows if r in self.table.index]]
         status = table["passed"].map({True: "ok", False: "FAIL"}) if "passed" in table else None
-        lines.append(format_report_table(table, cols, status))
+        limits = {"max_abs_z": (t["z_crit"], ".2f"), "arviz_max_abs_z": (t["z_crit"], ".2f"),
+                  "r_hat": (t["rhat_max"], "g"), "ess_bulk": (t["min_ess"], "g"), "ess_tail": (t["min_ess"], "g"),
+                  "pit_p": (t["pit_p_min"], ".2g")}
+        lines.append(format_report_table(table, cols, status, limits))
         hidden = len(self.table) - len(table)
         if hidden:
             lines.append(f"({hidden} more rows{': ' + more if more else ''})")
@@ -243,6 +246,7 @@ def compare(
     seed: int = 0,
     max_treedepth: int = MAX_TREEDEPTH,
     label: str | None = None,
+    mcse: str = "exact",
 ) -> ComparisonReport:
     """Compare MCMC draws with the exact posterior, parameter by parameter, in Monte Carlo error units.
 
@@ -279,6 +283,10 @@ def compare(
         Tree depth counted as a hit when the sampler does not flag hits itself.
     label : str, optional
         Title of the report; default from the draws' ``parameterization`` attribute.
+    mcse : {"exact", "arviz"}, default "exact"
+        Monte Carlo errors the z scores divide by: from the exact posterior's sd and density
+        (see Notes) or ArviZ's estimates from the draws alone. ArviZ's are in the table either
+        way (``arviz_mcse_*``, ``arviz_z_*``, ``arviz_max_abs_z``).
 
     Returns
     -------
@@ -344,7 +352,7 @@ def compare(
     failures: list[Failure | None] = list(_setup_failures(nuts_result, info, exact))
     notes: list[str] = []
     ex = _exact_summary(exact, qs)
-    table = draws_table(flat, exact, qs, exact_summary=ex)
+    table = draws_table(flat, exact, qs, exact_summary=ex, mcse=mcse)
 
     # Wasserstein distance to independent exact draws of the same size, in exact-sd units.
     ref = flat_posterior(exact.sample(draws=draws, chains=chains, seed=seed))[list(flat.data_vars)]
@@ -358,6 +366,11 @@ def compare(
     n_z, z_crit, n_pit, pit_min = draw_limits(table, z_threshold, pit_alpha)
     zc = [c for c in table.columns if c.startswith("z_")]
     table["max_abs_z"] = table[zc].abs().max(axis=1, skipna=True)
+    table["arviz_max_abs_z"] = table[[f"arviz_{c}" for c in zc]].abs().max(axis=1, skipna=True)
+    n_fallback = int(table["mcse_fallbacks"].sum()) if "mcse_fallbacks" in table else 0
+    if n_fallback:
+        notes.append(f"{n_fallback} Monte Carlo error(s) from ArviZ's estimate (no exact sd, zero density or "
+                     "constant indicator draws)")
 
     no_mean = [str(n) for n in table.index if not np.isfinite(table.at[n, "exact_mean"])]
     if no_mean:

@@ -40,8 +40,10 @@ def _stat(check: str) -> str:
 
 def _msg_z(f: "Failure") -> str:
     d = distinct_digits(abs(float(f.value)), float(f.limit), 2, "f")
+    arviz = f.get("arviz_mcse")
+    other = "" if arviz is None else f", ArviZ's {_g(arviz)}"
     return (f"{_stat(f.check)}: z = {float(f.value):+.{d}f} (draws {_g(f.get('estimate'))} vs exact "
-            f"{_g(f.get('exact'))}, mcse {_g(f.get('mcse'))}; |z| > {float(f.limit):.{d}f})")
+            f"{_g(f.get('exact'))}, mcse {_g(f.get('mcse'))}{other}; |z| > {float(f.limit):.{d}f})")
 
 
 def _msg_rhat(f: "Failure") -> str:
@@ -251,9 +253,10 @@ def z_rules(table: pd.DataFrame, z_crit: float) -> list[Rule]:
     rules = []
     for col in (c for c in table.columns if c.startswith("z_")):
         what = col[2:]
-        rules.append(Rule(col, col, float(z_crit), "upper", absolute=True,
-                          context=(f"mcmc_{what}", f"exact_{what}", f"mcse_{what}"),
-                          context_names=("estimate", "exact", "mcse")))
+        ctx, names = (f"mcmc_{what}", f"exact_{what}", f"mcse_{what}"), ("estimate", "exact", "mcse")
+        if f"arviz_mcse_{what}" in table.columns:
+            ctx, names = ctx + (f"arviz_mcse_{what}",), names + ("arviz_mcse",)
+        rules.append(Rule(col, col, float(z_crit), "upper", absolute=True, context=ctx, context_names=names))
     return rules
 
 

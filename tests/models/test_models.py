@@ -63,7 +63,8 @@ def test_build_noncentered_structure(eight):
     assert "tau" not in dims and "mu" not in dims and "theta_new" not in dims  # scalars
     np.testing.assert_array_equal(m["se"].get_value(), eight.se)
     np.testing.assert_array_equal(m["X"].get_value(), np.ones((8, 1)))
-    np.testing.assert_array_equal(m.rvs_to_values[m["y"]].data, eight.y)
+    assert m.rvs_to_values[m["y"]] is m["y_obs"]  # observed through a data container (compile once)
+    np.testing.assert_array_equal(m.rvs_to_values[m["y"]].get_value(), eight.y)
 
 
 def test_build_centered_structure(eight):
@@ -372,6 +373,48 @@ def test_seeded_fits_are_reproducible(nuts_fit, eight):
         warnings.simplefilter("ignore", mm.SamplingWarning)  # 100 draws: R-hat may exceed 1.01
         other = mm.sample(eight, seed=nuts_fit.seed + 1, draws=100, tune=100, max_retries=0)
     assert not np.array_equal(other["posterior"]["tau"].values, ref["posterior"]["tau"].values[:, :100])
+
+
+def _assert_same_arrays(a: xr.DataTree, b: xr.DataTree) -> None:
+    for group in GROUPS:
+        for var in a[group].data_vars:
+            x, y = a[group][var].values, b[group][var].values
+            np.testing.assert_array_equal(x, y, err_msg=f"{group}/{var}")
+
+
+def test_reused_sampler_gives_the_freshly_compiled_draws(nuts_fit, eight):
+    ref = nuts_fit("eight_schools")
+    cached = mm.compiled_sampler(eight)  # this process's sampler for 8 studies, flat priors, non-centred
+    assert cached is mm.compiled_sampler(eight.with_effects(eight.y + 1.0))
+    other = metapool.MetaData.from_arrays(eight.y[::-1] + 3.0, eight.se * 1.5, labels=[f"s{i}" for i in range(8)])
+    kw = {"seed": 7, "draws": 200, "tune": 200, "max_retries": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.SamplingWarning)
+        fresh = mm.sample(other, reuse=False, **kw)
+        reused = mm.sample(other, **kw)
+    assert (mm.run_info(fresh).compiled, mm.run_info(reused).compiled) == ("fresh", "reused")
+    assert mm.run_info(reused).compile_time == 0.0 < mm.run_info(fresh).compile_time
+    _assert_same_arrays(fresh, reused)
+    for group in ("posterior", "posterior_predictive", "log_likelihood", "observed_data", "constant_data"):
+        assert list(reused[group]["study"].values) == list(other.labels), group
+    np.testing.assert_array_equal(reused["observed_data"]["y"].values, other.y)
+    # the effects moved the posterior: mu's mean is near the new data's, not eight schools'
+    assert float(reused["posterior"]["mu"].mean()) > float(ref["posterior"]["mu"].mean()) + 1.5
+    # and back: the cached sampler, now holding `other`, reproduces the first fit exactly
+    _assert_same_arrays(mm.sample(eight, seed=nuts_fit.seed), ref)
+
+
+def test_compiled_sampler_refuses_another_shape(eight, bcg_ablat):
+    cached = mm.compiled_sampler(eight)
+    with pytest.raises(ValueError, match="does not match"):
+        cached.bind(mm.model_spec(bcg_ablat))
+    with pytest.raises(ValueError, match="does not match"):
+        cached.bind(mm.model_spec(eight, tau_prior="halfnormal:5"))
+    key = mm.sampling.compile_key
+    assert key(mm.model_spec(eight)) == key(mm.model_spec(eight.with_effects(eight.y * 2)))
+    assert key(mm.model_spec(eight, tau_prior="halfnormal:5")) != key(mm.model_spec(eight, tau_prior="halfnormal:5.000001"))
+    assert key(mm.model_spec(eight)) != key(mm.model_spec(eight, parameterization="centered"))
+    assert key(mm.model_spec(eight)) != key(mm.model_spec(eight), "pymc")
 
 
 # ----------------------------------------------------------------------------- summaries

@@ -391,3 +391,68 @@ def test_console_script_is_installed():
                           text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["parameter"] == "tau"
+
+
+# ----------------------------------------------------------------------------- NUTS controls and honest numbers
+# Centred eight schools at target_accept 0.6, seed 1, 4 x 200 draws: divergences and high R-hat, so the
+# sampler reruns (the compiled centred model is shared with the session's other centred fits).
+NUTS_CONTROLS = ("--parameterization", "centered", "--target-accept", "0.6", "--seed", "1", "--draws", "200",
+                 "--tune", "200", "--chains", "4")
+RERUN_ARGS = ("eight_schools", "--engine", "nuts", *NUTS_CONTROLS)
+
+
+def _values_and_limits(pattern: str, text: str) -> list[tuple[str, str]]:
+    import re
+
+    return re.findall(pattern, text)
+
+
+def test_fit_nuts_prints_every_rerun_and_the_final_draws(capsys):
+    code, out, err = run(capsys, "fit", *RERUN_ARGS)
+    assert code == 0
+    reruns = [line for line in err.splitlines() if line.startswith("metapool: rerun ")]
+    assert len(reruns) >= 2, err
+    assert [line.split()[2] for line in reruns] == [f"{i}:" for i in range(1, len(reruns) + 1)]
+    assert any("at target_accept 0.6 -> target_accept 0.95" in line for line in reruns)
+    final = [line for line in err.splitlines() if line.startswith("metapool: kept run ")]
+    assert len(final) == 1
+    n_runs = len(reruns) + 1
+    footer = out.splitlines()[-1]
+    draws = int(footer.split(" chains x ")[1].split()[0])
+    assert final[0].startswith(f"metapool: kept run {n_runs} of {n_runs}: target_accept ")
+    assert final[0].endswith(f"4 chains x {draws} draws (200 requested)")
+    assert "(tune 200, 200 requested)" in footer and "raised automatically" in footer
+    # every doubling says why, and the R-hat it quotes prints above its limit
+    doubled = [line for line in reruns if "draws " in line]
+    assert sum(line.count(" -> ") for line in doubled) >= 1
+    assert draws == 200 * 2 ** len(doubled)
+    for value, limit in _values_and_limits(r"max r_hat (\S+) > (\S+)", err):
+        assert float(value) > float(limit) == 1.01
+
+
+def test_fit_nuts_max_retries_zero_keeps_the_first_run(capsys):
+    code, out, err = run(capsys, "fit", *RERUN_ARGS, "--max-retries", "0")
+    assert code == 0
+    assert "rerun" not in err and "kept run" not in err
+    footer = out.splitlines()[-1]
+    assert "4 chains x 200 draws (tune 200)" in footer and "target_accept 0.6," in footer
+    assert "raised automatically" not in footer
+
+
+def test_validate_failures_never_print_equal_to_their_limit(capsys):
+    code, out, err = run(capsys, "validate", "eight_schools", *NUTS_CONTROLS, "--max-retries", "0")
+    assert code == 1 and "FAILED" in out
+    checks = {
+        r"r_hat = (\S+) > (\S+)": lambda v, lim: v > lim,
+        r"(?:ess_bulk|ess_tail) = (\S+) < (\S+):": lambda v, lim: v < lim,
+        r": z = ([+-]\S+) \(.*?\|z\| > (\S+)\)": lambda v, lim: abs(v) > lim,
+        r"p = (\S+) < (\S+) ": lambda v, lim: v < lim,
+    }
+    found = 0
+    for pattern, holds in checks.items():
+        for value, limit in _values_and_limits(pattern, out):
+            found += 1
+            assert holds(float(value), float(limit)), (pattern, value, limit)
+    assert found >= 3, out
+    # the report table shows both Monte Carlo errors: exact-density and ArviZ's
+    assert "arviz_mcse_mean" in out and "arviz_max_abs_z" in out
