@@ -423,7 +423,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.format == "json":
         if blocks:
             print(json.dumps(outputs.jsonable({"summary": outputs.table_records(result.table),
-                                               **{k: (outputs_records(v) if isinstance(v, pd.DataFrame) else v)
+                                               **{k: (v.reset_index().to_dict(orient="records")  # full precision
+                                                      if isinstance(v, pd.DataFrame) else v)
                                                   for k, v in blocks.items()}}), indent=2))
         else:
             print(outputs.table_to_json(result.table))

@@ -55,6 +55,9 @@ NETCDF_ENGINE = "h5netcdf"
 #: Per group, the attrs that netCDF cannot hold natively (lists, None, booleans, nested
 #: mappings), as JSON, so that :func:`read_draws` restores them exactly.
 ATTRS_JSON = "metapool_attrs_json"
+#: Per group, the text coordinates held as object arrays (netCDF gives text back as fixed-width
+#: strings), so that :func:`read_draws` restores their dtype.
+OBJECT_COORDS = "metapool_object_coords"
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,9 @@ def netcdf_tree(dt: Any) -> Any:
         ds.attrs = _encode_attrs(node.attrs)
         for name in ds.variables:
             ds.variables[name].attrs = _encode_attrs(ds.variables[name].attrs)
+        objects = [str(c) for c in ds.coords if ds[c].dtype == object]
+        if objects:
+            ds.attrs[OBJECT_COORDS] = json.dumps(objects)
         nodes[node.path] = ds
     return xr.DataTree.from_dict(nodes)
 
@@ -209,8 +215,8 @@ def read_draws(path: str | os.PathLike) -> Any:
 
     ``xarray.open_datatree`` (or ``arviz.from_netcdf``) reads the same values, dims and
     coordinates; this also restores the attrs netCDF cannot hold natively (lists, None,
-    booleans, nested mappings) and text coordinates as object arrays (study labels and
-    coefficient names, as :mod:`metapool.layout` makes them). The file is read into memory and
+    booleans, nested mappings) and the text coordinates that were object arrays (study labels
+    and coefficient names, as :mod:`metapool.layout` makes them) as object arrays again. The file is read into memory and
     closed.
 
     Returns
@@ -224,10 +230,11 @@ def read_draws(path: str | os.PathLike) -> Any:
         nodes = {}
         for node in tree.subtree:
             ds = node.to_dataset(inherit=False).copy()
-            ds.attrs = _decode_attrs(node.attrs)
+            objects = json.loads(str(node.attrs.get(OBJECT_COORDS, "[]")))
+            ds.attrs = _decode_attrs({k: v for k, v in node.attrs.items() if k != OBJECT_COORDS})
             for name in ds.variables:
                 ds.variables[name].attrs = _decode_attrs(ds.variables[name].attrs)
-            text = {c: ds[c].values.astype(object) for c in ds.coords if ds[c].dtype.kind == "U"}
+            text = {c: ds[c].values.astype(object) for c in objects if c in ds.coords}
             nodes[node.path] = ds.assign_coords({c: (ds[c].dims, v) for c, v in text.items()}) if text else ds
     return xr.DataTree.from_dict(nodes)
 
