@@ -139,8 +139,9 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--mu-prior", metavar="SPEC", default="flat",
                    help=f"prior on mu / every beta: {_prior_help('beta')} (default flat)")
     m.add_argument("--x-new", metavar="NAME=VALUE", type=_assignment, nargs="+", action="extend", default=None,
-                   help="covariates of a new study for theta_new, each name once (default: the mean row "
-                        "of the design)")
+                   help="covariates of a new study for theta_new, each name once (default: the mean of each "
+                        "numeric covariate and the reference level of each categorical one); --predict FILE.csv "
+                        "gives many new studies")
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
