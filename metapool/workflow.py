@@ -651,6 +651,7 @@ def run_manifest(argv: Sequence[str], result: FitResult | "ValidationResult",
         "tau_prior": spec.tau_prior.spec,
         "beta_prior": spec.beta_prior.spec,
         "x_new": list(spec.x_new),
+        "new_study": spec.new_study_text(),
         "seed": result.seed,
         "seconds": round(result.seconds, 3),
     }

@@ -278,3 +278,21 @@ def test_cli_predict_errors(capsys, tmp_path):
     typo.write_text("ablt\n10\n")
     code, out, err = _run(capsys, "fit", "bcg", "--covariates", "~ ablat", "--predict", str(typo))
     assert code == 2 and "unknown ['ablt']" in err and "missing ['ablat']" in err
+
+
+def test_cli_predict_with_nuts_uses_the_draws(capsys, tmp_path, monkeypatch, nuts_fit, bcg_ablat):
+    from metapool import models
+
+    dt = nuts_fit("bcg", "~ ablat")
+    monkeypatch.setattr(workflow, "nuts_fit", lambda spec, **opts: dt)
+    newdata = tmp_path / "new.csv"
+    newdata.write_text("ablat\n0\n55\n")
+    code, out, err = _run(capsys, "fit", "bcg", "--covariates", "~ ablat", "--engine", "nuts", "--seed", "5",
+                          "--predict", str(newdata), "--format", "json")
+    assert code == 0, err
+    records = json.loads(out)["predictions"]
+    expected = models.predict(dt, bcg_ablat, pd.DataFrame({"ablat": [0.0, 55.0]}, index=[1, 2]), seed=5)
+    assert [(r["row"], r["parameter"]) for r in records] == list(expected.index)
+    for r in records:
+        np.testing.assert_allclose([r[c] for c in expected.columns],
+                                   expected.loc[(r["row"], r["parameter"])].to_numpy(), rtol=1e-12)
