@@ -439,6 +439,30 @@ class ExactPosterior:
         sd = float(np.sqrt(w @ (s[:, 0] ** 2 + (m[:, 0] - mu) ** 2)))
         return (mu if mean_ok else np.nan), (sd if sd_ok else np.nan)
 
+    # ----------------------------------------------------------- predictions over covariates
+    def predict(self, newdata, quantiles: Sequence[float] | None = None,
+                prob: float = layout.DEFAULT_PROB) -> pd.DataFrame:
+        """Exact posterior of x'beta (credible interval) and of a new study's theta_new (prediction
+        interval) for every row of ``newdata``: see :func:`metapool.analytic.predict.predict`.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame or array_like
+            Raw covariate values, one row per new study (encoded by the fit's formula; category
+            levels checked), or a ``(G, p)`` array of design rows.
+        quantiles : sequence of float, optional
+        prob : float, default 0.95
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``(row, parameter)`` with parameters ``x'beta`` and ``theta_new``; the summary
+            columns.
+        """
+        from metapool.analytic.predict import predict
+
+        return predict(self, newdata, quantiles=quantiles, prob=prob)
+
     # ----------------------------------------------------------- draws
     def sample(self, draws: int = 1000, chains: int = 4, seed: int | np.random.Generator | None = None,
                predictive: bool = True, threads: int | None = None, log_likelihood: str = "marginal"):

@@ -139,8 +139,9 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--mu-prior", metavar="SPEC", default="flat",
                    help=f"prior on mu / every beta: {_prior_help('beta')} (default flat)")
     m.add_argument("--x-new", metavar="NAME=VALUE", type=_assignment, nargs="+", action="extend", default=None,
-                   help="covariates of a new study for theta_new, each name once (default: the mean row "
-                        "of the design)")
+                   help="covariates of a new study for theta_new, each name once (default: the mean of each "
+                        "numeric covariate and the reference level of each categorical one); --predict FILE.csv "
+                        "gives many new studies")
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
@@ -197,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="exact quadrature (default) or NUTS (adds mcse_mean, ess_bulk, ess_tail, r_hat)")
     fit.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
     _add_out_options(fit, "summary.csv/json, the draws, coda.csv, the figures, index.html and metadata.json")
+    fit.add_argument("--predict", metavar="FILE.csv",
+                     help="also print x'beta (credible interval) and a new study's theta_new (prediction interval) "
+                          "for each row of FILE.csv: columns the covariates (as in --covariates; a 'label' "
+                          "column names the rows); written as predictions.csv with --out")
     fit.add_argument("--study", metavar="LABEL", action="append",
                      help="study for predictive_<LABEL>.png with --out (repeatable; default "
                           "the third study, as in the original analysis)")
@@ -403,18 +408,25 @@ def cmd_fit(args: argparse.Namespace) -> int:
         if args.format != "table":
             raise InputError("--transform exp adds a table to --format table; JSON and CSV keep the model's scale")
         workflow.check_ratio_scale(spec.data)
+    newdata = workflow.read_newdata(args.predict, spec.data, sep=args.sep, encoding=args.encoding) if args.predict else None
     if args.out:
-        names = workflow.fit_file_names(args.engine, spec.data, args.study)
+        names = workflow.fit_file_names(args.engine, spec.data, args.study, newdata is not None)
         outputs.check_out_dir(args.out, [*names.values(), outputs.MANIFEST], args.overwrite)
     import pandas as pd
 
     result = workflow.fit(spec, engine=args.engine, with_draws=bool(args.out or (args.loo and args.engine == "exact")),
                           **opts)
     blocks = _fit_blocks(args, result)
+    predictions = None
+    if newdata is not None:
+        predictions = workflow.prediction_frame(workflow.predict(result, newdata), newdata)
+        blocks["predictions"] = predictions.set_index(["row", "parameter"])
     if args.format == "json":
         if blocks:
             print(json.dumps(outputs.jsonable({"summary": outputs.table_records(result.table),
-                                               **{k: v for k, v in blocks.items()}}), indent=2))
+                                               **{k: (v.reset_index().to_dict(orient="records")  # full precision
+                                                      if isinstance(v, pd.DataFrame) else v)
+                                                  for k, v in blocks.items()}}), indent=2))
         else:
             print(outputs.table_to_json(result.table))
     elif args.format == "csv":
@@ -435,6 +447,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
             if key == "sensitivity":  # one column per prior reads better
                 value = value.T.rename_axis("summary")
                 print("Prior sensitivity (exact; one column per tau prior):")
+            if key == "predictions":
+                print("Predictions (x'beta: the mean effect at the covariates, credible interval; theta_new: a new "
+                      "study's effect, prediction interval):")
+                print(format_table(value))
+                continue
             print(value if isinstance(value, str) else value.to_string(float_format=lambda v: f"{v:.4g}"))
         if args.transform:
             ratios = workflow.ratio_table(result.table, result.data)
@@ -446,7 +463,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         _info(line)
     if args.out:
         _use_agg()
-        files = outputs.write_run(args.out, workflow.fit_files(result, args.study, shlex.join(["metapool", *args.argv])),
+        files = outputs.write_run(args.out, workflow.fit_files(result, args.study, shlex.join(["metapool", *args.argv]),
+                                                               predictions),
                                   workflow.run_manifest(args.argv, result, args.study), args.overwrite)
         _info(f"wrote {', '.join(files)} to {args.out}")
     return 0

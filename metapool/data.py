@@ -228,7 +228,10 @@ class MetaData:
         Parameters
         ----------
         values : dict or array_like or None, optional
-            ``None`` (default): the mean row of ``X`` (:attr:`x_mean`). A dict of raw covariate
+            ``None`` (default): the mean row of ``X`` (:attr:`x_mean`); when the formula has
+            categorical covariates, the row of :meth:`default_new_study` instead (numeric
+            covariates at their mean, categorical ones at their reference level: a study type
+            that exists, not a mean of indicator columns). A dict of raw covariate
             values, e.g. ``{"ablat": 30}`` or ``{"alloc": "random", "ablat": 30}``: encoded by the
             stored formula's model spec exactly as the studies were (categorical levels,
             stateful transforms); without a formula the keys are the coefficient names and
@@ -244,7 +247,8 @@ class MetaData:
             Unknown or missing covariates, an unseen category level, or a row of the wrong length.
         """
         if values is None:
-            return self.x_mean.copy()
+            default = self.default_new_study()
+            return self.x_mean.copy() if default is None else frames.design_row_from_values(self, default)
         if not isinstance(values, Mapping):
             row = np.atleast_1d(np.asarray(values, dtype=float))
             if row.shape != (self.p,):
@@ -254,6 +258,52 @@ class MetaData:
                 raise InputError(f"x_new must be finite numbers for {list(self.coef_names)}; got {values!r}")
             return row
         return frames.design_row_from_values(self, values)
+
+    def default_new_study(self) -> dict[str, Any] | None:
+        """Raw covariate values of the default new study, when the formula has categorical covariates.
+
+        Returns
+        -------
+        dict or None
+            Numeric covariates at their mean over the studies, categorical ones at their
+            reference level (the baseline formulaic's treatment contrasts use: the first level
+            unless the formula names another); ``None`` when no covariate is categorical (the
+            default row is then :attr:`x_mean`).
+        """
+        return frames.default_new_study(self)
+
+    def design_rows(self, newdata: "pandas.DataFrame | ArrayLike") -> np.ndarray:
+        """Design rows of many new studies: a table of raw covariate values, one row each.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame or array_like
+            A DataFrame with the covariate columns of the fit (encoded by the stored formula as
+            the studies were; categorical levels checked), or, without a formula, with the
+            coefficient names as columns (``Intercept`` may be left out). A 2-D array of shape
+            ``(G, p)``: taken as the rows themselves.
+
+        Returns
+        -------
+        ndarray, shape (G, p)
+
+        Raises
+        ------
+        InputError
+            Missing or unknown columns, missing or non-finite values, a category level the
+            studies do not have (naming column, row and value), an array of the wrong width.
+        """
+        import pandas as pd
+
+        if isinstance(newdata, pd.DataFrame):
+            return frames.design_rows_from_frame(self, newdata)
+        rows = np.asarray(newdata, dtype=float)
+        if rows.ndim != 2 or rows.shape[1] != self.p or rows.shape[0] == 0:
+            raise InputError(f"newdata array has shape {rows.shape}; it must be (G, {self.p}): one column per "
+                             f"design column {list(self.coef_names)}")
+        if not np.all(np.isfinite(rows)):
+            raise InputError(f"newdata rows must be finite numbers for {list(self.coef_names)}")
+        return rows
 
     # ---------------------------------------------------------- constructors
     @classmethod

@@ -35,11 +35,29 @@ __all__ = [
     "table_to_json",
     "jsonable",
     "write_draws",
+    "read_draws",
+    "netcdf_tree",
+    "draws_file_name",
+    "DRAWS",
+    "FLAT_DRAWS",
+    "NETCDF_ENGINE",
     "safe_names",
 ]
 
 #: The file in which a run lists what it wrote (and how study labels became file names).
 MANIFEST = "metadata.json"
+#: The whole DataTree of draws, every group, in ArviZ's netCDF layout.
+DRAWS = "draws.nc"
+#: The flat draws (one column per parameter) for spreadsheets.
+FLAT_DRAWS = "draws.csv"
+#: The netCDF engine (a dependency: h5netcdf with h5py).
+NETCDF_ENGINE = "h5netcdf"
+#: Per group, the attrs that netCDF cannot hold natively (lists, None, booleans, nested
+#: mappings), as JSON, so that :func:`read_draws` restores them exactly.
+ATTRS_JSON = "metapool_attrs_json"
+#: Per group, the text coordinates held as object arrays (netCDF gives text back as fixed-width
+#: strings), so that :func:`read_draws` restores their dtype.
+OBJECT_COORDS = "metapool_object_coords"
 
 
 @dataclass(frozen=True)
@@ -113,11 +131,15 @@ def write_figure(make: Callable[[], Any]) -> Callable[[Path], None]:
 def write_draws(dt: Any, path: Path) -> None:
     """Write a DataTree of draws as netCDF (``.nc``, every group) or as a flat CSV (``.csv``).
 
-    The CSV has columns ``chain``, ``draw`` and one per flat parameter name (``tau``, ``mu``,
-    ``theta[A]``, ..., ``y_pred[A]``).
+    The netCDF file is ArviZ's layout (one netCDF group per DataTree group: ``posterior``,
+    ``posterior_predictive``, ``log_likelihood``, ``sample_stats``, ``observed_data``,
+    ``constant_data``, ``prior``, ``log_prior`` where present), written by h5netcdf, so that
+    ``xarray.open_datatree(path)`` and ``arviz.from_netcdf(path)`` reload it; :func:`read_draws`
+    reloads it identically (see :func:`netcdf_tree`). The CSV has columns ``chain``, ``draw``
+    and one per flat parameter name (``tau``, ``mu``, ``theta[A]``, ..., ``y_pred[A]``).
     """
     if path.suffix == ".nc":
-        dt.to_netcdf(path)
+        netcdf_tree(dt).to_netcdf(path, engine=NETCDF_ENGINE)
         return
     from metapool.layout import flat_draw_arrays
 
@@ -128,12 +150,98 @@ def write_draws(dt: Any, path: Path) -> None:
     frame.to_csv(path, index=False, float_format="%.10g")
 
 
-def draws_file_name() -> str:
-    """``draws.nc`` when a netCDF engine is installed, else ``draws.csv``."""
-    import importlib.util
+def _native_attr(value: Any) -> bool:
+    """Whether netCDF stores an attr value as itself: a string or a real number (not a bool)."""
+    return isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
-    has_nc = any(importlib.util.find_spec(m) is not None for m in ("h5netcdf", "netCDF4"))
-    return "draws.nc" if has_nc else "draws.csv"
+
+def _numbers(value: Any) -> bool:
+    return (isinstance(value, (list, tuple, np.ndarray))
+            and all(_native_attr(v) and not isinstance(v, str) for v in np.asarray(value, dtype=object).ravel()))
+
+
+def _encode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    exact: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if _native_attr(value):
+            out[key] = value
+            continue
+        exact[key] = jsonable(value)
+        # lists of numbers stay arrays (readers such as run_info take them as they are; netCDF gives a
+        # one-element list back as a scalar); the rest is JSON text
+        if _numbers(value):
+            floats = len(value) == 0 or any(isinstance(v, (float, np.floating)) for v in value)
+            out[key] = np.asarray(value, dtype=float if floats else np.int64)
+        else:
+            out[key] = json.dumps(jsonable(value))
+    if exact:
+        out[ATTRS_JSON] = json.dumps(exact)
+    return out
+
+
+def _decode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items() if k != ATTRS_JSON}
+    if ATTRS_JSON in attrs:
+        out.update(json.loads(str(attrs[ATTRS_JSON])))
+    return out
+
+
+def netcdf_tree(dt: Any) -> Any:
+    """A copy of a DataTree that netCDF holds without loss.
+
+    Attrs netCDF cannot store as they are (``None``, booleans, nested mappings, lists: a
+    one-element list comes back as a scalar) are written as JSON text, lists of numbers as
+    arrays (so that plain readers see numbers), and all of them are recorded exactly in each group's ``metapool_attrs_json``
+    attr, which :func:`read_draws` decodes. Values, dims and coordinates are unchanged.
+    """
+    import xarray as xr
+
+    nodes = {}
+    for node in dt.subtree:
+        ds = node.to_dataset(inherit=False).copy()
+        ds.attrs = _encode_attrs(node.attrs)
+        for name in ds.variables:
+            ds.variables[name].attrs = _encode_attrs(ds.variables[name].attrs)
+        objects = [str(c) for c in ds.coords if ds[c].dtype == object]
+        if objects:
+            ds.attrs[OBJECT_COORDS] = json.dumps(objects)
+        nodes[node.path] = ds
+    return xr.DataTree.from_dict(nodes)
+
+
+def read_draws(path: str | os.PathLike) -> Any:
+    """Reload a ``draws.nc`` written by :func:`write_draws` as the DataTree it was written from.
+
+    ``xarray.open_datatree`` (or ``arviz.from_netcdf``) reads the same values, dims and
+    coordinates; this also restores the attrs netCDF cannot hold natively (lists, None,
+    booleans, nested mappings) and the text coordinates that were object arrays (study labels
+    and coefficient names, as :mod:`metapool.layout` makes them) as object arrays again. The file is read into memory and
+    closed.
+
+    Returns
+    -------
+    xarray.DataTree
+    """
+    import xarray as xr
+
+    with xr.open_datatree(path, engine=NETCDF_ENGINE) as tree:
+        tree = tree.load()
+        nodes = {}
+        for node in tree.subtree:
+            ds = node.to_dataset(inherit=False).copy()
+            objects = json.loads(str(node.attrs.get(OBJECT_COORDS, "[]")))
+            ds.attrs = _decode_attrs({k: v for k, v in node.attrs.items() if k != OBJECT_COORDS})
+            for name in ds.variables:
+                ds.variables[name].attrs = _decode_attrs(ds.variables[name].attrs)
+            text = {c: ds[c].values.astype(object) for c in objects if c in ds.coords}
+            nodes[node.path] = ds.assign_coords({c: (ds[c].dims, v) for c, v in text.items()}) if text else ds
+    return xr.DataTree.from_dict(nodes)
+
+
+def draws_file_name() -> str:
+    """``draws.nc``: the whole DataTree (h5netcdf is a dependency); ``draws.csv`` is written beside it."""
+    return DRAWS
 
 
 # ----------------------------------------------------------------------------- file names

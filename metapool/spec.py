@@ -112,6 +112,9 @@ class ModelSpec:
         How the PyMC engine writes the study effects (see Notes); the exact engine ignores it.
     x_new : tuple of float
         Covariate row ``x0`` (length ``p``) of a new study, for ``theta_new``.
+    x_new_values : tuple of (str, value) pairs, optional
+        The raw covariate values ``x_new`` was encoded from, when given as a dict (for the
+        tables' description of the new study, :meth:`new_study_text`).
 
     Notes
     -----
@@ -148,6 +151,7 @@ class ModelSpec:
     beta_prior: BetaPrior
     parameterization: Parameterization
     x_new: tuple[float, ...]
+    x_new_values: tuple[tuple[str, Any], ...] | None = None
 
     @classmethod
     def create(
@@ -174,7 +178,9 @@ class ModelSpec:
         x_new : dict or array_like, optional
             Covariates of a new study: a dict of covariate values (``{"ablat": 20}``, encoded
             by the data's formula as the studies were) or a design row of length ``p``. Default
-            ``data.x_mean`` (the intercept for an intercept-only design).
+            ``data.design_row(None)``: the mean row of the design (the intercept for an
+            intercept-only design), or, when the formula has categorical covariates, numeric
+            covariates at their mean and categorical ones at their reference level.
 
         Returns
         -------
@@ -205,6 +211,7 @@ class ModelSpec:
             beta_prior=beta,
             parameterization=normalize_parameterization(parameterization),
             x_new=tuple(float(v) for v in data.design_row(x_new)),
+            x_new_values=tuple(x_new.items()) if isinstance(x_new, Mapping) else None,
         )
         spec.check_proper()
         return spec
@@ -304,6 +311,13 @@ class ModelSpec:
             "n_studies": self.data.J,
             "coef": list(self.data.coef_names),
         }
+
+    def new_study_text(self) -> str:
+        """The new study's covariates in words: ``ablat = 33.46, alloc = alternate (reference level)``."""
+        from metapool.frames import describe_new_study
+
+        values = dict(self.x_new_values) if self.x_new_values is not None else None
+        return describe_new_study(self.data, self.x_new, values)
 
     def __repr__(self) -> str:
         return (

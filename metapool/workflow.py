@@ -38,6 +38,9 @@ __all__ = [
     "fit",
     "nuts_fit",
     "fit_files",
+    "read_newdata",
+    "predict",
+    "prediction_frame",
     "validate",
     "validation_file_names",
     "validation_files",
@@ -300,9 +303,11 @@ def describe_data(data: MetaData) -> str:
 
 
 def describe_model(spec: ModelSpec) -> str:
-    """Data and priors in one line, as every command's output starts."""
+    """Data and priors in one line, as every command's output starts; for a meta-regression also
+    the covariates of the new study (``theta_new``)."""
+    new = "" if spec.data.intercept_only else f"; new study: {spec.new_study_text()}"
     return (f"{describe_data(spec.data)}; tau prior {spec.tau_prior.spec}, "
-            f"{spec.location} prior {spec.beta_prior.spec}")
+            f"{spec.location} prior {spec.beta_prior.spec}{new}")
 
 
 def check_draws(engine: str, draws: int | None, chains: int | None, sampling: bool = True) -> None:
@@ -390,6 +395,93 @@ def fit(data: MetaData | ModelSpec, *, engine: str = "exact", tau_prior: Any = N
     return FitResult(spec, "nuts", models.summarize(dt), draws=dt, seconds=time.perf_counter() - t0, seed=seed)
 
 
+# ----------------------------------------------------------------------------- predictions
+#: A column of a ``--predict`` file that names its rows rather than holding a covariate.
+NEWDATA_LABEL = "label"
+
+
+def read_newdata(path: str | Path, data: MetaData, *, sep: str | None = None,
+                 encoding: str | None = None) -> pd.DataFrame:
+    """The covariate rows of new studies from a CSV file (``fit --predict FILE.csv``).
+
+    Parameters
+    ----------
+    path : str or path
+        One row per new study; columns the covariates of the fit (``ablat``, ``alloc``; without a
+        formula the coefficient names) and optionally ``label``, which names the rows.
+    data : MetaData
+        The fitted data: its covariate columns are checked against the file's.
+    sep, encoding : str, optional
+        As for the data file (detected when not given).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``label`` (or 1..G), the covariate columns only; the rows are encoded and
+        checked (levels, missing values) here, so a bad file fails before any fitting.
+
+    Raises
+    ------
+    InputError
+        No such file, no rows, unknown or missing columns, bad values.
+    """
+    from metapool import io
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--predict {path}: no such file")
+    table = io.read_table(p, label=NEWDATA_LABEL, sep=sep, encoding=encoding)   # labels as text, as written
+    if NEWDATA_LABEL in table.columns and NEWDATA_LABEL not in _covariate_names(data):
+        labels = [str(v) for v in table[NEWDATA_LABEL]]
+        if len(set(labels)) != len(labels):
+            raise InputError(f"--predict {path}: column {NEWDATA_LABEL!r} has duplicate labels")
+        table = table.drop(columns=NEWDATA_LABEL).set_axis(pd.Index(labels, name="row"))
+    else:
+        table.index = pd.RangeIndex(1, len(table) + 1, name="row")
+    try:
+        data.design_rows(table)
+    except InputError as err:
+        raise InputError(f"--predict {path}: {err}") from None
+    return table
+
+
+def _covariate_names(data: MetaData) -> list[str]:
+    return [str(c) for c in data.covariates.columns] if data.covariates is not None else list(data.coef_names)
+
+
+def predict(result: FitResult, newdata: Any, seed: int | None = None) -> pd.DataFrame:
+    """x'beta and a new study's theta_new at each row of ``newdata``, by the fit's engine.
+
+    Exact engine: :meth:`metapool.analytic.ExactPosterior.predict` (exact mixtures); NUTS:
+    :func:`metapool.models.predict` from the draws (seeded by ``seed``, else the fit's seed,
+    else 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(row, parameter)``, the summary columns (NUTS adds the MCMC columns).
+    """
+    if result.engine == "exact":
+        return result.exact.predict(newdata)
+    from metapool import models
+
+    use = seed if seed is not None else (result.seed if result.seed is not None else 0)
+    return models.predict(result.draws, result.data, newdata, seed=use)
+
+
+def prediction_frame(predictions: pd.DataFrame, newdata: pd.DataFrame) -> pd.DataFrame:
+    """A prediction table with each row's covariate values beside it (``predictions.csv``)."""
+    flat = predictions.reset_index()
+    cov = newdata.copy()
+    cov.index = pd.Index(list(newdata.index), dtype=object, name="row")
+    cov = cov.reset_index()
+    cov["row"] = cov["row"].astype(object)
+    flat["row"] = flat["row"].astype(object)
+    merged = flat.merge(cov, on="row", how="left", sort=False)
+    first = ["row", "parameter", *[c for c in cov.columns if c != "row"]]
+    return merged[first + [c for c in merged.columns if c not in first]]
+
+
 def predictive_studies(data: MetaData, requested: Sequence[str] | None) -> list[str]:
     """Studies for the predictive figures: those requested (checked), else the third, as in the original."""
     if requested:
@@ -401,7 +493,8 @@ def predictive_studies(data: MetaData, requested: Sequence[str] | None) -> list[
     return [data.labels[2 if data.J >= 3 else 0]]
 
 
-def fit_file_names(engine: str, data: MetaData, studies: Sequence[str] | None = None) -> dict[str, str]:
+def fit_file_names(engine: str, data: MetaData, studies: Sequence[str] | None = None,
+                   predictions: bool = False) -> dict[str, str]:
     """Every file ``fit --out`` writes (besides ``metadata.json``), by role, before fitting.
 
     Predictive figures are keyed ``predictive:LABEL``. Both engines write the tau density, the
@@ -412,7 +505,9 @@ def fit_file_names(engine: str, data: MetaData, studies: Sequence[str] | None = 
     from metapool.report import REPORT
 
     names = {"summary_csv": "summary.csv", "summary_json": "summary.json", "draws": outputs.draws_file_name(),
-             "coda": "coda.csv", "tau_density": "tau_density.png"}
+             "draws_csv": outputs.FLAT_DRAWS, "coda": "coda.csv", "tau_density": "tau_density.png"}
+    if predictions:
+        names["predictions"] = "predictions.csv"
     if engine == "exact":
         names["conditional_means"] = "conditional_means.png"
     names.update(shrinkage="shrinkage.png", forest="forest.png")
@@ -488,7 +583,7 @@ def _run_facts(result: FitResult) -> list[str]:
 
 
 def fit_files(result: FitResult, studies: Sequence[str] | None = None,
-              command: str | None = None) -> list[outputs.OutputFile]:
+              command: str | None = None, predictions: pd.DataFrame | None = None) -> list[outputs.OutputFile]:
     """The files of ``fit --out``: summary (CSV, JSON), draws, the coda table, figures, ``index.html``.
 
     Parameters
@@ -499,13 +594,15 @@ def fit_files(result: FitResult, studies: Sequence[str] | None = None,
         Studies for the predictive figures (default the third study).
     command : str, optional
         The command line, shown in the report.
+    predictions : pandas.DataFrame, optional
+        A :func:`prediction_frame` to write as ``predictions.csv``.
     """
     from metapool import report
     from metapool.summaries import coda_table
 
     if result.draws is None:
         raise ValueError("fit_files needs the fit's draws: fit(..., with_draws=True)")
-    names = fit_file_names(result.engine, result.data, studies)
+    names = fit_file_names(result.engine, result.data, studies, predictions is not None)
     dt = result.draws
     files = [
         outputs.OutputFile(names["summary_csv"], outputs.write_table(result.table)),
@@ -513,6 +610,10 @@ def fit_files(result: FitResult, studies: Sequence[str] | None = None,
         outputs.OutputFile(names["draws"], lambda p: outputs.write_draws(dt, p)),
         outputs.OutputFile(names["coda"], outputs.write_table(coda_table(dt))),
     ]
+    if names["draws_csv"] != names["draws"]:
+        files.append(outputs.OutputFile(names["draws_csv"], lambda p: outputs.write_draws(dt, p)))
+    if predictions is not None:
+        files.append(outputs.OutputFile(names["predictions"], lambda p: predictions.to_csv(p, index=False)))
     fit_obj = result.exact if result.engine == "exact" else dt
     makers = _figure_makers(fit_obj, result.data, names)
     files += [outputs.OutputFile(names[k], outputs.write_figure(make)) for k, make in makers.items()]
@@ -557,6 +658,7 @@ def run_manifest(argv: Sequence[str], result: FitResult | "ValidationResult",
         "tau_prior": spec.tau_prior.spec,
         "beta_prior": spec.beta_prior.spec,
         "x_new": list(spec.x_new),
+        "new_study": spec.new_study_text(),
         "seed": result.seed,
         "seconds": round(result.seconds, 3),
     }

@@ -3,7 +3,8 @@
 ``build`` returns the ``pymc.Model`` (non-centred by default), ``sample`` runs NUTS (nutpie by
 default) and returns an ``xarray.DataTree`` in the layout the exact engine
 (``metapool.analytic``) also uses, ``summarize`` makes the shared summary table and
-``divergences`` counts divergent transitions and ``run_info`` reads what a run did (divergences,
+``divergences`` counts divergent transitions, ``predict`` gives x'beta and a new
+study's effect at many covariate rows from the draws and ``run_info`` reads what a run did (divergences,
 reruns, target_accept, timings) as a typed :class:`RunInfo`. ``pymc_tau`` / ``pymc_beta`` translate
 the shared priors into PyMC variables. ``ModelSpec`` (from the core, ``metapool.spec``) is the
 frozen description of the model both engines work from.
@@ -30,6 +31,7 @@ from metapool.run_info import Attempt, RunInfo, run_info
 from metapool.spec import PARAMETERIZATIONS, ModelSpec, model_spec, normalize_parameterization
 from metapool.models.robust import build_student_t, sample_student_t, student_t_log_likelihood
 from metapool.models.summary import MCMC_COLUMNS, SUMMARY_COLUMNS, flat_draws, summarize
+from metapool.models.predict import predict
 
 __all__ = [
     "build",
@@ -60,4 +62,5 @@ __all__ = [
     "build_student_t",
     "sample_student_t",
     "student_t_log_likelihood",
+    "predict",
 ]

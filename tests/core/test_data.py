@@ -374,8 +374,13 @@ def test_bad_formula(frame, formula, pattern):
 
 # ---------------------------------------------------------------------------- design_row
 def test_design_row_default_is_x_mean(frame):
+    # issue 11: with a categorical covariate the default new study is the reference level (a study type
+    # that exists), numeric covariates at their mean; it was the mean indicator row [1, 34.33, 0.5, 0.167]
     d = MetaData.from_dataframe(frame, effect="X_beta", se="X_stderr", covariates="~ ablat + alloc")
-    np.testing.assert_array_equal(d.design_row(), d.x_mean)
+    np.testing.assert_array_equal(d.design_row(), [1.0, d.x_mean[1], 0.0, 0.0])
+    assert d.default_new_study() == {"ablat": d.x_mean[1], "alloc": "alternate"}
+    e = MetaData.from_dataframe(frame, effect="X_beta", se="X_stderr", covariates="~ ablat")
+    np.testing.assert_array_equal(e.design_row(), e.x_mean)
     np.testing.assert_array_equal(MetaData.from_arrays([1.0, 2.0], [1.0, 1.0]).design_row(), [1.0])
 
 

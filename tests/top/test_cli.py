@@ -238,8 +238,8 @@ def test_out_writes_the_original_outputs(capsys, tmp_path, eight_exact):
     assert code == 0
     assert err.startswith("metapool: wrote summary.csv, summary.json")
     names = {p.name for p in out_dir.iterdir()}
-    draws_file = "draws.nc" if "draws.nc" in names else "draws.csv"
-    assert names == {"summary.csv", "summary.json", draws_file, "coda.csv", "metadata.json", "tau_density.png",
+    # the whole DataTree as draws.nc (h5netcdf is a dependency) and the flat draws as draws.csv beside it
+    assert names == {"summary.csv", "summary.json", "draws.nc", "draws.csv", "coda.csv", "metadata.json", "tau_density.png",
                      "conditional_means.png", "shrinkage.png", "forest.png", "funnel.png", "predictive_A.png",
                      "predictive_C.png", "index.html"}
     assert json.loads((out_dir / "summary.json").read_text()) == json.loads(out)
@@ -251,16 +251,20 @@ def test_out_writes_the_original_outputs(capsys, tmp_path, eight_exact):
     # 2000 independent draws: the coda means are within 4 naive SE of the exact means
     z = (coda["Mean"] - summary["mean"]) / coda["Naive SE"]
     assert np.all(np.abs(z.drop("theta_new")) < 4.5)
-    if draws_file == "draws.csv":
-        draws = pd.read_csv(out_dir / "draws.csv")
-        assert list(draws.columns[:4]) == ["chain", "draw", "tau", "mu"]
-        assert len(draws) == 2000
-        assert draws["tau"].mean() == pytest.approx(coda.loc["tau", "Mean"], rel=1e-8)
+    draws = pd.read_csv(out_dir / "draws.csv")
+    assert list(draws.columns[:4]) == ["chain", "draw", "tau", "mu"]
+    assert len(draws) == 2000
+    assert draws["tau"].mean() == pytest.approx(coda.loc["tau", "Mean"], rel=1e-8)
+    from metapool.outputs import read_draws
+
+    tree = read_draws(out_dir / "draws.nc")
+    assert set(tree.children) == {"posterior", "posterior_predictive", "log_likelihood", "observed_data", "constant_data"}
+    np.testing.assert_allclose(tree["posterior"]["tau"].values.ravel(), draws["tau"].to_numpy(), rtol=1e-9)
     meta = json.loads((out_dir / "metadata.json").read_text())
     assert meta["engine"] == "exact" and meta["seed"] == 3 and meta["draws"]["draws"] == 2000
     assert meta["data"]["J"] == 8 and meta["tau_prior"] == "flat"
     assert set(meta["files"]) == names
-    for png in names - {"summary.csv", "summary.json", draws_file, "coda.csv", "metadata.json", "index.html"}:
+    for png in names - {"summary.csv", "summary.json", "draws.nc", "draws.csv", "coda.csv", "metadata.json", "index.html"}:
         assert (out_dir / png).read_bytes()[:4] == b"\x89PNG"
 
 

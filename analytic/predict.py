@@ -1,0 +1,134 @@
+"""Exact predictions over covariates: x'beta and a new study's theta_new at many covariate rows.
+
+Given tau, x'beta | tau, y ~ N(x'beta_hat(tau), x'A(tau)^-1 x) and a new study with covariates x
+has theta_new | tau, y ~ N(x'beta_hat(tau), x'A(tau)^-1 x + tau^2) (docs/MATH.md), so both are
+mixtures of normals over the quadrature nodes of p(tau | y), exactly as the summary's
+``theta_new`` row; here they are computed for every row of a table at once.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from metapool import layout
+from metapool.errors import InputError
+from metapool.analytic import _base as B
+from metapool.analytic import _checks as C
+
+if TYPE_CHECKING:
+    from metapool.analytic.posterior import ExactPosterior
+
+__all__ = ["predict", "PREDICTED", "prediction_index"]
+
+#: The two quantities predicted per row: the mean effect x'beta and a new study's effect.
+PREDICTED: tuple[str, str] = ("x'beta", "theta_new")
+
+
+def prediction_index(rows: Sequence[Any]) -> pd.MultiIndex:
+    """Index ``(row, parameter)`` of a prediction table: each row's ``x'beta`` then its ``theta_new``."""
+    rows = list(rows)
+    return pd.MultiIndex.from_arrays([np.repeat(np.asarray(rows, dtype=object), 2), list(PREDICTED) * len(rows)],
+                                     names=["row", "parameter"])
+
+
+def _rows_and_index(post: "ExactPosterior", newdata: Any) -> tuple[np.ndarray, list[Any]]:
+    X = post.data.design_rows(newdata)
+    index = list(newdata.index) if isinstance(newdata, pd.DataFrame) else list(range(X.shape[0]))
+    return X, index
+
+
+def predict(post: "ExactPosterior", newdata: Any, quantiles: Sequence[float] | None = None,
+            prob: float = layout.DEFAULT_PROB) -> pd.DataFrame:
+    """Exact posterior of x'beta and of a new study's theta_new at many covariate rows.
+
+    Parameters
+    ----------
+    post : ExactPosterior
+    newdata : pandas.DataFrame or array_like
+        One row per new study: raw covariate values (the fit's formula encodes them as it did
+        the studies; categorical levels are checked), or a ``(G, p)`` array of design rows
+        (:meth:`metapool.MetaData.design_rows`).
+    quantiles : sequence of float, optional
+        Quantile columns (default 2.5, 25, 50, 75, 97.5 %).
+    prob : float, default 0.95
+        Probability of the shortest intervals (``hdi95_low``, ``hdi95_high``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(row, parameter)``: ``row`` the label of the new study (``newdata``'s index, or
+        0..G-1 for an array), ``parameter`` ``x'beta`` (the mean effect at x: its credible
+        interval) and ``theta_new`` (a new study's effect at x: its prediction interval).
+        Columns :func:`metapool.layout.summary_columns` (``mean, sd, q2.5, ..., hdi95_low,
+        hdi95_high``). Means and sds that do not exist (heavy tails of an improper posterior)
+        are NaN, as in :meth:`ExactPosterior.summary`.
+
+    Notes
+    -----
+    With quadrature nodes tau_k and weights w_k of p(tau | y),
+
+    .. math::
+        p(x'\\beta \\mid y) = \\sum_k w_k N(x'\\hat\\beta_k, x'A_k^{-1}x), \\qquad
+        p(\\theta_{new} \\mid y) = \\sum_k w_k N(x'\\hat\\beta_k, x'A_k^{-1}x + \\tau_k^2);
+
+    means and variances are the mixture's, quantiles solve the mixture CDF and the shortest
+    interval solves F(b) - F(a) = prob, f(a) = f(b) (the routines of the summary). The
+    ``theta_new`` row at ``x = spec.x_new`` is the summary's ``theta_new``.
+
+    References
+    ----------
+    .. [1] Higgins, J. P. T., Thompson, S. G. and Spiegelhalter, D. J. (2009). A re-evaluation
+       of random-effects meta-analysis. JRSS A 172(1), 137-159 (prediction intervals).
+    """
+    qs = tuple(float(v) for v in np.atleast_1d(C.probabilities(
+        "quantiles", layout.DEFAULT_QUANTILES if quantiles is None else quantiles)))
+    if not (isinstance(prob, numbers.Real) and 0.0 < prob < 1.0):
+        raise InputError(f"prob must be a probability in (0, 1), got {prob!r}")
+    X, index = _rows_and_index(post, newdata)
+    keep = np.asarray(post.weights) > 0
+    w = np.asarray(post.weights, dtype=float)[keep]
+    w = w / w.sum()
+    tau = np.asarray(post.tau_nodes, dtype=float)[keep]
+    beta_hat = np.asarray(post.cond.beta_hat)[keep]
+    beta_cov = np.asarray(post.cond.beta_cov)[keep]
+    cols = list(layout.summary_columns(qs, prob))
+    G = X.shape[0]
+    out = np.empty((2 * G, len(cols)))
+    for sl in B.chunks(G, w.size * 4):
+        Xs = X[sl]
+        m = beta_hat @ Xs.T                                              # (K, g)
+        v = np.maximum(np.einsum("gp,kpq,gq->kg", Xs, beta_cov, Xs), 0.0)
+        rows = np.arange(sl.start, sl.stop)
+        _fill(out, 2 * rows, w, m, np.sqrt(v), qs, prob, post.spec.moments_exist("beta"))
+        _fill(out, 2 * rows + 1, w, m, np.sqrt(v + tau[:, None] ** 2), qs, prob,
+              post.spec.moments_exist("theta_new"))
+    return pd.DataFrame(out, index=prediction_index(index), columns=cols)
+
+
+def _fill(out: np.ndarray, rows: np.ndarray, w: np.ndarray, m: np.ndarray, s: np.ndarray,
+          qs: Sequence[float], prob: float, exists: tuple[bool, bool]) -> None:
+    """Mean, sd, quantiles and shortest interval of the mixtures sum_k w_k N(m[k, g], s[k, g]^2)."""
+    ref = m[np.argmax(w)]
+    mu = B.wsum(w, m - ref) + ref
+    sd = np.sqrt(B.wsum(w, s**2 + (m - mu) ** 2))
+    out[rows, 0] = mu if exists[0] else np.nan
+    out[rows, 1] = sd if exists[1] else np.nan
+    sig = w > 1e-18 * w.max()
+    wq, mq, sq = w[sig] / w[sig].sum(), m[sig], np.maximum(s[sig], np.finfo(float).tiny)
+    start = B.cornish_fisher(wq, mq, sq, mu, sd)
+    tail = (1.0 - prob) / 2.0
+    known: dict[float, np.ndarray] = {}
+    for i, q in enumerate(qs):
+        if q in (0.0, 1.0):
+            out[rows, 2 + i] = -np.inf if q == 0.0 else np.inf
+        else:
+            known[q] = B.mixture_quantile(q, wq, mq, sq, start=start(q))
+            out[rows, 2 + i] = known[q]
+    lo = known[tail] if tail in known else B.mixture_quantile(tail, wq, mq, sq, start=start(tail))
+    hi = known[1 - tail] if (1 - tail) in known else B.mixture_quantile(1 - tail, wq, mq, sq, start=start(1 - tail))
+    a, b = B.mixture_hdi(prob, wq, mq, sq, lo, hi)
+    out[rows, -2], out[rows, -1] = a, b
