@@ -62,7 +62,6 @@ def build_from_spec(spec: ModelSpec) -> pm.Model:
     pymc.Model
         See :func:`build` for the variables.
     """
-    data = spec.data
     with pm.Model(coords=spec.coords) as model:
         values = data_values(spec)
         y_obs = pm.Data(Y_DATA, values[Y_DATA], dims="study")
