@@ -365,18 +365,26 @@ class ExactPosterior:
         m, s = self._group_moments(kind, self.tau_nodes[keep], cond, [r] if kind != "theta_new" else slice(None))
         return self.weights[keep], m, s
 
+    def _mixture_at(self, parameter: str, x: np.ndarray, fn) -> np.ndarray:
+        """``fn`` (B.mixture_cdf or B.mixture_pdf) of one parameter's mixture at the finite x, in chunks."""
+        w, m, s = self._row_mixture(parameter)
+        flat = x.ravel()
+        out = np.zeros(flat.shape)
+        idx = np.flatnonzero(np.isfinite(flat))
+        for sl in B.chunks(idx.size, w.size):
+            pts = flat[idx[sl]]
+            out[idx[sl]] = fn(pts, w, np.broadcast_to(m, (m.shape[0], pts.size)),
+                              np.broadcast_to(s, (s.shape[0], pts.size)))
+        return out
+
     def cdf(self, parameter: str, x: ArrayLike) -> np.ndarray:
         """Exact posterior CDF of one scalar parameter (flat name) at the points x (+-inf allowed;
         NaN raises :class:`metapool.errors.InputError`)."""
         x = K.points("x", x)
         if self._kind_of(parameter)[0] == "tau":
             return self.tau_cdf(x)
-        w, m, s = self._row_mixture(parameter)
         flat = x.ravel()
-        out = np.empty(flat.shape)
-        for sl in B.chunks(flat.size, w.size):
-            out[sl] = B.mixture_cdf(flat[sl], w, np.broadcast_to(m, (m.shape[0], flat[sl].size)),
-                                    np.broadcast_to(s, (s.shape[0], flat[sl].size)))
+        out = self._mixture_at(parameter, x, B.mixture_cdf)
         out = np.clip(np.where(flat == np.inf, 1.0, np.where(flat == -np.inf, 0.0, out)), 0.0, 1.0)
         return out.reshape(x.shape)
 
@@ -390,19 +398,10 @@ class ExactPosterior:
         parameter given tau_k (the same mixture as :meth:`cdf`). Used by
         :func:`metapool.validation.compare` for the Monte Carlo error of a quantile estimate.
         """
-        x = C.points("x", x)
+        x = K.points("x", x)
         if self._kind_of(parameter)[0] == "tau":
             return self.tau_pdf(x)
-        w, m, s = self._row_mixture(parameter)
-        flat = x.ravel()
-        out = np.zeros(flat.shape)
-        fin = np.isfinite(flat)
-        idx = np.flatnonzero(fin)
-        for sl in B.chunks(idx.size, w.size):
-            pts = flat[idx[sl]]
-            out[idx[sl]] = B.mixture_pdf(pts, w, np.broadcast_to(m, (m.shape[0], pts.size)),
-                                         np.broadcast_to(s, (s.shape[0], pts.size)))
-        return out.reshape(x.shape)
+        return self._mixture_at(parameter, x, B.mixture_pdf).reshape(x.shape)
 
     def quantile(self, parameter: str, q: ArrayLike) -> np.ndarray:
         """Exact posterior quantiles of one scalar parameter.

@@ -19,9 +19,9 @@ from metapool.validation._common import (
 )
 from metapool.validation.verdict import (
     Failure,
+    Verdict,
     check,
     draw_limits,
-    failed_parameters,
     failure_lines,
     passed_column,
     pit_rule,
@@ -33,7 +33,7 @@ __all__ = ["check_analytic", "AnalyticCheckReport"]
 
 
 @dataclass(frozen=True, eq=False)
-class AnalyticCheckReport:
+class AnalyticCheckReport(Verdict):
     """The verdict of :func:`check_analytic`.
 
     Attributes
@@ -79,23 +79,13 @@ class AnalyticCheckReport:
     draws: int
     chains: int
 
-    @property
-    def passed(self) -> bool:
-        """True when no check failed."""
-        return not self.failures
-
-    @property
-    def failed_parameters(self) -> tuple[str, ...]:
-        """Parameters with at least one failure, in report order."""
-        return failed_parameters(self.failures)
-
     def __repr__(self) -> str:
         return (f"AnalyticCheckReport(passed={self.passed}, failures={len(self.failures)}, "
                 f"max_relative_difference={self.max_relative_difference:.2g})")
 
     def __str__(self) -> str:
         t = self.thresholds
-        verdict = "PASSED" if self.passed else f"FAILED ({len(self.failures)} problem{'s' * (len(self.failures) != 1)})"
+        verdict = self.verdict_text()
         lines = [
             f"metapool analytic check: {verdict}",
             f"  quadrature: rtol {t['rtol']:g} vs {t['fine_rtol']:g}: largest change of any summary "

@@ -22,10 +22,10 @@ from metapool.validation._common import (
 )
 from metapool.validation.verdict import (
     Failure,
+    Verdict,
     Rule,
     check,
     draw_limits,
-    failed_parameters,
     failure_lines,
     passed_column,
     pit_rule,
@@ -45,7 +45,7 @@ MIN_ESS_PER_CHAIN: float = 100.0
 
 
 @dataclass(frozen=True, eq=False)
-class ComparisonReport:
+class ComparisonReport(Verdict):
     """The verdict of :func:`compare`: a per-parameter table, sampler facts and the failures.
 
     Attributes
@@ -93,16 +93,6 @@ class ComparisonReport:
     label: str = "NUTS vs exact"
     quantiles: tuple[float, ...] = field(default=DEFAULT_QUANTILES)
 
-    @property
-    def passed(self) -> bool:
-        """True when no check failed."""
-        return not self.failures
-
-    @property
-    def failed_parameters(self) -> tuple[str, ...]:
-        """Parameters (and ``sampler`` / ``setup``) with at least one failure, in report order."""
-        return failed_parameters(self.failures)
-
     def __repr__(self) -> str:
         return (f"ComparisonReport({self.label!r}, passed={self.passed}, failures={len(self.failures)}, "
                 f"parameters={len(self.table)}, draws={self.chains}x{self.draws})")
@@ -117,7 +107,7 @@ class ComparisonReport:
     def text(self, rows: Sequence[str] | None = None, more: str = "") -> str:
         """The report as printed: verdict, thresholds, sampler facts, failures, notes, table (``rows`` only)."""
         t = self.thresholds
-        verdict = "PASSED" if self.passed else f"FAILED ({len(self.failures)} problem{'s' * (len(self.failures) != 1)})"
+        verdict = self.verdict_text()
         lines = [f"metapool validation: {self.label}: {verdict}",
                  f"  draws: {self.chains} chain(s) x {self.draws}; {len(self.table)} parameters"]
         lines.append(

@@ -17,7 +17,7 @@ from scipy import special, stats
 from metapool.data import MetaData
 from metapool.run_info import run_info
 from metapool.validation._common import flat_posterior, sidak_alpha
-from metapool.validation.verdict import Failure, Rule, failure_lines, passed_column, verdict
+from metapool.validation.verdict import Verdict, Failure, Rule, failure_lines, passed_column, verdict
 
 __all__ = ["sbc", "SBCResult", "rank_uniformity", "ecdf_uniformity_test", "chi2_uniformity_test"]
 
@@ -203,7 +203,7 @@ def ranks_rule(p_min: float) -> Rule:
 
 # ----------------------------------------------------------------------------- result
 @dataclass(frozen=True, eq=False)
-class SBCResult:
+class SBCResult(Verdict):
     """Ranks and verdict of :func:`sbc`.
 
     Attributes
@@ -276,7 +276,7 @@ class SBCResult:
 
     def __str__(self) -> str:
         s = self.settings
-        verdict = "PASSED" if self.passed else f"FAILED ({len(self.failures)} parameter(s))"
+        verdict = self.verdict_text("parameter")
         lines = [
             f"metapool SBC ({self.engine} engine): {verdict}",
             f"  {self.n_reps} replications, {self.n_draws} posterior draws each (thin {s.get('thin')}); simulated from "

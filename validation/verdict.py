@@ -260,6 +260,27 @@ def z_rules(table: pd.DataFrame, z_crit: float) -> list[Rule]:
     return rules
 
 
+class Verdict:
+    """The verdict every report shares: ``passed`` and ``failed_parameters`` from its ``failures``."""
+
+    failures: tuple["Failure", ...]
+
+    @property
+    def passed(self) -> bool:
+        """True when no check failed."""
+        return not self.failures
+
+    @property
+    def failed_parameters(self) -> tuple[str, ...]:
+        """Parameters (and ``sampler`` / ``setup``) with at least one failure, in report order."""
+        return failed_parameters(self.failures)
+
+    def verdict_text(self, unit: str = "problem") -> str:
+        """``PASSED`` or ``FAILED (3 problems)``, as the reports' first lines say."""
+        n = len(self.failures)
+        return "PASSED" if self.passed else f"FAILED ({n} {unit}{'s' * (n != 1)})"
+
+
 def failed_parameters(failures: Iterable[Failure]) -> tuple[str, ...]:
     """Parameters (and ``sampler`` / ``setup``) with at least one failure, in report order."""
     return tuple(dict.fromkeys(f.parameter for f in failures))
