@@ -24,6 +24,7 @@ from metapool.data import MetaData
 from metapool.models.pymc_model import build_from_spec, data_values, set_model_data
 from metapool import layout
 from metapool.numfmt import format_pair
+from metapool.prior_groups import add_prior_groups
 from metapool.run_info import Attempt, RunInfo, treedepth_hits
 from metapool.spec import ModelSpec, model_spec
 from metapool.priors import BetaPrior, TauPrior
@@ -434,6 +435,7 @@ def sample(
     cores: int | None = None,
     log_likelihood: str = "marginal",
     reuse: bool = True,
+    prior: bool = True,
 ) -> xr.DataTree:
     """Sample the hierarchical model's posterior with NUTS.
 
@@ -473,6 +475,10 @@ def sample(
         with theta_j integrated out (default; the likelihood of leaving one study out, computed
         from the draws of tau and mu / beta), or PyMC's log N(y_j | theta_j, s_j^2). Recorded
         in the group's ``likelihood`` attr (:mod:`metapool.likelihood`).
+    prior : bool, default True
+        Add the ``log_prior`` group (log p(tau) + log p(beta) at every draw, for ArviZ's
+        power-scaling sensitivity ``psense``) and, when both priors are proper, the ``prior``
+        group (as many prior draws, for ArviZ's prior-posterior plots).
     reuse : bool, default True
         Take the compiled sampler from this process's cache (:func:`compiled_sampler`: one per
         shape, priors, parameterisation and sampler), compiling only on the first call; False
@@ -592,6 +598,10 @@ def sample(
     attrs = info.to_attrs()
     dt.attrs.update(attrs)
     dt["posterior"].attrs.update(attrs)
+    # log p(tau) + log p(beta) per draw (ArviZ's power-scaling sensitivity, psense) and, for
+    # proper priors, prior draws (ArviZ's prior-posterior plots).
+    if prior:
+        dt = add_prior_groups(dt, spec, seed=_int_seed(_seed_sequence(seed).spawn(1)[0]))
 
     if len(attempts) > 1:
         _log.info("metapool: reran NUTS automatically (kept target_accept=%s, draws=%d): %s",
