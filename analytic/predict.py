@@ -22,17 +22,7 @@ from metapool.analytic import _checks as C
 if TYPE_CHECKING:
     from metapool.analytic.posterior import ExactPosterior
 
-__all__ = ["predict", "PREDICTED", "prediction_index"]
-
-#: The two quantities predicted per row: the mean effect x'beta and a new study's effect.
-PREDICTED: tuple[str, str] = ("x'beta", "theta_new")
-
-
-def prediction_index(rows: Sequence[Any]) -> pd.MultiIndex:
-    """Index ``(row, parameter)`` of a prediction table: each row's ``x'beta`` then its ``theta_new``."""
-    rows = list(rows)
-    return pd.MultiIndex.from_arrays([np.repeat(np.asarray(rows, dtype=object), 2), list(PREDICTED) * len(rows)],
-                                     names=["row", "parameter"])
+__all__ = ["predict"]
 
 
 def _rows_and_index(post: "ExactPosterior", newdata: Any) -> tuple[np.ndarray, list[Any]]:
@@ -106,7 +96,7 @@ def predict(post: "ExactPosterior", newdata: Any, quantiles: Sequence[float] | N
         _fill(out, 2 * rows, w, m, np.sqrt(v), qs, prob, post.spec.moments_exist("beta"))
         _fill(out, 2 * rows + 1, w, m, np.sqrt(v + tau[:, None] ** 2), qs, prob,
               post.spec.moments_exist("theta_new"))
-    return pd.DataFrame(out, index=prediction_index(index), columns=cols)
+    return pd.DataFrame(out, index=layout.prediction_index(index), columns=cols)
 
 
 def _fill(out: np.ndarray, rows: np.ndarray, w: np.ndarray, m: np.ndarray, s: np.ndarray,

@@ -29,6 +29,8 @@ __all__ = [
     "DEFAULT_PROB",
     "SUMMARY_COLUMNS",
     "MCMC_COLUMNS",
+    "PREDICTED",
+    "prediction_index",
     "quantile_column",
     "interval_columns",
     "summary_columns",
@@ -75,6 +77,20 @@ def summary_columns(quantiles: Sequence[float] = DEFAULT_QUANTILES, prob: float 
 SUMMARY_COLUMNS: tuple[str, ...] = summary_columns()
 #: Columns MCMC adds.
 MCMC_COLUMNS: tuple[str, ...] = ("mcse_mean", "ess_bulk", "ess_tail", "r_hat")
+#: Per row of a prediction table: the mean effect x'beta (credible interval) and a new study's
+#: effect theta_new (prediction interval).
+PREDICTED: tuple[str, str] = ("x'beta", "theta_new")
+
+
+def prediction_index(rows: Sequence[Any]) -> "Any":
+    """Index ``(row, parameter)`` of a prediction table: each row's ``x'beta``, then its ``theta_new``."""
+    import pandas as pd
+
+    rows = list(rows)
+    labels = np.empty(2 * len(rows), dtype=object)
+    labels[0::2] = rows
+    labels[1::2] = rows
+    return pd.MultiIndex.from_arrays([labels, list(PREDICTED) * len(rows)], names=["row", "parameter"])
 
 
 # ----------------------------------------------------------------------------- names of a design

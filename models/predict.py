@@ -14,10 +14,7 @@ from metapool import layout
 from metapool.data import MetaData
 from metapool.errors import InputError
 
-__all__ = ["predict", "PREDICTED"]
-
-#: The two quantities predicted per row (the exact engine's names, metapool.analytic.predict).
-PREDICTED: tuple[str, str] = ("x'beta", "theta_new")
+__all__ = ["predict"]
 
 
 def predict(dt: xr.DataTree, data: MetaData, newdata: Any, *, seed: int | np.random.Generator = 0,
@@ -66,7 +63,7 @@ def predict(dt: xr.DataTree, data: MetaData, newdata: Any, *, seed: int | np.ran
     lin = b @ X.T                                                                           # (C, D, G)
     e = np.random.default_rng(seed).standard_normal(tau.shape)
     new = lin + (tau * e)[..., None]
-    names = [f"{k}:{q}" for k in range(X.shape[0]) for q in PREDICTED]
+    names = [f"{k}:{q}" for k in range(X.shape[0]) for q in layout.PREDICTED]
     values = np.stack([lin, new], axis=-1).reshape(*tau.shape, -1)                          # (C, D, 2G)
     return _summary(values, names, rows, quantiles)
 
@@ -82,6 +79,5 @@ def _summary(values: np.ndarray, names: list[str], rows: list[Any], quantiles: S
                         columns=[layout.quantile_column(q) for q in qs])
     columns = ["mean", "sd", *qtab.columns, low, high, *layout.MCMC_COLUMNS]
     out = pd.concat([table, qtab], axis=1)[columns].astype(float)
-    out.index = pd.MultiIndex.from_arrays([np.repeat(np.asarray(rows, dtype=object), 2), list(PREDICTED) * len(rows)],
-                                          names=["row", "parameter"])
+    out.index = layout.prediction_index(rows)
     return out
