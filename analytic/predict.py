@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from metapool import layout
+from metapool import checks, layout
 from metapool.errors import InputError
 from metapool.analytic import _base as B
-from metapool.analytic import _checks as C
 
 if TYPE_CHECKING:
     from metapool.analytic.posterior import ExactPosterior
@@ -74,8 +73,7 @@ def predict(post: "ExactPosterior", newdata: Any, quantiles: Sequence[float] | N
     .. [1] Higgins, J. P. T., Thompson, S. G. and Spiegelhalter, D. J. (2009). A re-evaluation
        of random-effects meta-analysis. JRSS A 172(1), 137-159 (prediction intervals).
     """
-    qs = tuple(float(v) for v in np.atleast_1d(C.probabilities(
-        "quantiles", layout.DEFAULT_QUANTILES if quantiles is None else quantiles)))
+    qs = checks.probability_tuple("quantiles", layout.DEFAULT_QUANTILES if quantiles is None else quantiles)
     if not (isinstance(prob, numbers.Real) and 0.0 < prob < 1.0):
         raise InputError(f"prob must be a probability in (0, 1), got {prob!r}")
     X, index = _rows_and_index(post, newdata)

@@ -10,7 +10,7 @@ import pandas as pd
 import xarray as xr
 from arviz_stats.base import array_stats
 
-from metapool import layout
+from metapool import checks, layout
 from metapool.data import MetaData
 from metapool.errors import InputError
 
@@ -69,7 +69,7 @@ def predict(dt: xr.DataTree, data: MetaData, newdata: Any, *, seed: int | np.ran
 
 
 def _summary(values: np.ndarray, names: list[str], rows: list[Any], quantiles: Sequence[float]) -> pd.DataFrame:
-    qs = list(layout.check_probabilities(quantiles))
+    qs = list(checks.probability_tuple("quantiles", quantiles))
     ds = xr.Dataset({n: (layout.SAMPLE_DIMS, values[..., i]) for i, n in enumerate(names)})
     low, high = layout.interval_columns(layout.DEFAULT_PROB)
     table = az.summary(ds, kind="all", ci_prob=layout.DEFAULT_PROB, ci_kind="hdi", round_to="none", fmt="wide")
