@@ -64,7 +64,7 @@ def describe_scheduler(scheduler: Any) -> str | None:
     return str(address) if address is not None else repr(scheduler)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runner:
     """Runs ``func(chunk, *args)`` for every chunk and returns the results in chunk order.
 

@@ -152,3 +152,26 @@ def test_cli_batch_without_out_writes_the_table_to_stdout(tmp_path, table, capsy
     lines = captured.out.splitlines()
     assert lines[0] == ",".join(COLUMNS) and len(lines) == 1 + (2 * 6 + 3) + (2 * 10 + 3)
     assert "2 of 2 groups" in captured.err and "warning" not in captured.err.replace("warning,", "")
+
+
+def test_nuts_groups_get_their_own_seed_sequence_child(table, monkeypatch):
+    """The NUTS path without compiling: models.sample replaced by the exact engine's draws, seeded by
+    the seed the batch passes; group i's seed is SeedSequence(seed).spawn(n)[i]'s first word."""
+    from metapool import models
+
+    seeds = []
+
+    def fake_sample(data, tau_prior, beta_prior, *, seed, draws, chains, tune, progressbar, cores):
+        seeds.append((data.name, seed, draws, chains, tune))
+        return analytic.fit(data, tau_prior, beta_prior).sample(draws=draws, chains=chains, seed=seed)
+
+    monkeypatch.setattr(models, "sample", fake_sample)
+    res = metapool.batch(table, "review", effect="y", se="se", label="study", tau_prior="halfnormal:1",
+                         engine="nuts", draws=50, chains=2, tune=5, seed=9, n_jobs=1, progress=False)
+    children = np.random.SeedSequence(9).spawn(6)
+    assert seeds == [(g, int(children[i].generate_state(1)[0]), 50, 2, 5)
+                     for i, g in enumerate(["b", "a", "c"])]
+    assert list(res.table.columns) == ["group", "parameter", *layout.SUMMARY_COLUMNS, *layout.MCMC_COLUMNS,
+                                       "engine", "error", "warning"]
+    ok = res.table[res.table["error"].isna()]
+    assert (ok["engine"] == "nuts").all() and ok["ess_bulk"].gt(0).all() and res.n_failed == 3
