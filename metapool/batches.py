@@ -353,7 +353,7 @@ def batch(
     order = np.argsort(codes, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(keys)))])
     seeds = np.random.SeedSequence(seed).spawn(len(keys))
-    fit_groups = [i for i in range(len(keys)) if i not in set(missing)]
+    fit_groups = sorted(set(range(len(keys))) - set(missing))
     shown = _progress(progress)
     t0 = time.perf_counter()
     with runner(n_jobs, scheduler) as run:
