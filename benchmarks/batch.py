@@ -62,7 +62,7 @@ def main() -> None:
 
         t0 = time.perf_counter()
         with LocalCluster(n_workers=args.workers, processes=True, threads_per_worker=1, host="127.0.0.1",
-                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                          dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
                 Client(cluster, set_as_default=False) as client:
             start = time.perf_counter() - t0
             t1 = time.perf_counter()

@@ -81,13 +81,13 @@ def nuts_fit() -> NutsFitCache:
 
 @pytest.fixture(scope="session")
 def dask_cluster():
-    """A Dask ``LocalCluster`` of 2 worker processes (1 thread each) on the loopback interface,
-    shared by the distributed-run tests and closed at the end of the session."""
+    """A Dask ``LocalCluster`` of 2 worker processes (1 thread each) on the loopback interface (its
+    HTTP endpoint on a free port there), shared by the distributed-run tests, closed at the end."""
     import logging
 
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+                                       dashboard_address=":0", silence_logs=logging.ERROR)
     try:
         yield cluster
     finally:
