@@ -1,4 +1,4 @@
-"""The ``metapool`` command: ``fit``, ``validate``, ``demo`` and ``datasets``.
+"""The ``metapool`` command: ``fit``, ``compare``, ``validate``, ``batch``, ``demo`` and ``datasets``.
 
 Parsing, printing and exit statuses only; the jobs are :mod:`metapool.workflow`'s and the files
 :mod:`metapool.outputs`'. Run ``metapool --help`` (or ``python -m metapool --help``).
@@ -257,6 +257,35 @@ def build_parser() -> argparse.ArgumentParser:
                       help="exact draws for the coda table (default 10000, as the original)")
     demo.add_argument("--skip-nuts", action="store_true", help="skip the NUTS-vs-exact validation")
     demo.set_defaults(handler=cmd_demo)
+
+    bat = sub.add_parser("batch", parents=[common], help="fit one meta-analysis per group of a long table",
+                         description="Fit one hierarchical meta-analysis per group of a long CSV table (one row "
+                                     "per study, a group column) and write one tidy summary table (group, "
+                                     "parameter, the summary columns, engine, error, warning). A group with bad "
+                                     "data keeps one row with its error and the others go on; the exit status "
+                                     "is 0 with a warning line counting the failed groups.")
+    bat.add_argument("data", metavar="CSV", help="a CSV file with one row per study")
+    bat.add_argument("--by", metavar="COL", required=True, help="the group column: one meta-analysis per value")
+    bat.add_argument("--effect", metavar="COL", required=True, help="column of effects")
+    bse = bat.add_mutually_exclusive_group(required=True)
+    bse.add_argument("--se", metavar="COL", help="column of standard errors")
+    bse.add_argument("--variance", metavar="COL", help="column of sampling variances")
+    bat.add_argument("--label", metavar="COL", help="column of study labels, unique within a group (default 1..J)")
+    bat.add_argument("--covariates", metavar="FORMULA", help="meta-regression design of every group, e.g. '~ year'")
+    bat.add_argument("--tau-prior", metavar="SPEC", default="flat", help=f"prior on tau: {_prior_help('tau')} (default flat)")
+    bat.add_argument("--mu-prior", metavar="SPEC", default="flat",
+                     help=f"prior on mu / every beta: {_prior_help('beta')} (default flat)")
+    bat.add_argument("--engine", choices=("exact", "nuts"), default="exact", help="exact quadrature (default) or NUTS")
+    bat.add_argument("--draws", metavar="N", type=_positive_int, help="NUTS draws per chain (default 1000)")
+    bat.add_argument("--chains", metavar="N", type=_positive_int, help="NUTS chains (default 4)")
+    bat.add_argument("--tune", metavar="N", type=_nonneg_int, help="NUTS tuning steps per chain (default 1000)")
+    bat.add_argument("--seed", metavar="N", type=_nonneg_int, default=0,
+                     help="root seed; group i's NUTS seed is its SeedSequence child (default 0)")
+    bat.add_argument("--jobs", metavar="N", type=int, default=-1, help="local worker processes (default -1: all CPUs)")
+    bat.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run on a Dask distributed cluster, e.g. tcp://10.0.0.5:8786 (workers need metapool)")
+    _add_out_options(bat, "batch_summary.csv and metadata.json")
+    bat.set_defaults(handler=cmd_batch)
 
     ds = sub.add_parser("datasets", parents=[common], help="list the bundled datasets",
                         description="List the bundled datasets (names usable wherever a CSV file is).")
@@ -558,6 +587,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
                                   workflow.run_manifest(args.argv, result), args.overwrite)
         _info(f"wrote {', '.join(files)} to {args.out}")
     return 0 if result.passed else 1
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """``metapool batch``: one fit per group; the tidy table on stdout (CSV) or in ``--out``."""
+    from metapool import outputs
+    from metapool.batches import BATCH_SUMMARY, batch, batch_files, batch_manifest
+
+    if args.out:
+        outputs.check_out_dir(args.out, [BATCH_SUMMARY, outputs.MANIFEST], args.overwrite)
+    result = batch(args.data, args.by, effect=args.effect, se=args.se, variance=args.variance, label=args.label,
+                   covariates=args.covariates, tau_prior=_prior_option("--tau-prior", args.tau_prior, "tau"),
+                   beta_prior=_prior_option("--mu-prior", args.mu_prior, "beta"), engine=args.engine,
+                   draws=args.draws, chains=args.chains, tune=args.tune, seed=args.seed, n_jobs=args.jobs,
+                   scheduler=args.scheduler)
+    if args.out:
+        files = outputs.write_run(args.out, batch_files(result), batch_manifest(args.argv, result), args.overwrite)
+        print(result.describe())
+        _info(f"wrote {', '.join(files)} to {args.out}")
+    else:
+        sys.stdout.write(result.table.to_csv(index=False, float_format="%.10g"))
+        _info(result.describe())
+    if result.n_failed:
+        _info(f"warning: {result.n_failed} of {result.n_groups} groups could not be fitted; their rows carry the "
+              "message in the error column")
+    return 0
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:  # noqa: ARG001

@@ -110,3 +110,18 @@ class NutsFitCache:
 def nuts_fit() -> NutsFitCache:
     """Factory of cached, seeded NUTS fits: ``nuts_fit("bcg", "~ ablat")`` (see module docstring)."""
     return NutsFitCache()
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A Dask ``LocalCluster`` of 2 worker processes (1 thread each) on the loopback interface (its
+    HTTP endpoint on a free port there), shared by the distributed-run tests, closed at the end."""
+    import logging
+
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
+                                       dashboard_address=":0", silence_logs=logging.ERROR)
+    try:
+        yield cluster
+    finally:
+        cluster.close()

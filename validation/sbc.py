@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import special, stats
 
 from metapool.data import MetaData
+from metapool.parallel import describe_scheduler, runner
 from metapool.run_info import run_info
 from metapool.validation._common import flat_posterior, sidak_alpha
 from metapool.validation.verdict import Verdict, Failure, Rule, failure_lines, passed_column, verdict
@@ -227,7 +228,7 @@ class SBCResult(Verdict):
     wall_time : float
         Seconds for all replications (parallel).
     n_jobs : int
-        Worker processes used.
+        Worker processes used (with a Dask scheduler: the cluster's worker threads).
     seed : int
     settings : Mapping[str, object]
         Priors of the simulation and of the fit, thinning and engine options.
@@ -284,7 +285,8 @@ class SBCResult(Verdict):
             f"{s.get('fit_tau_prior')}, coefficients ~ {s.get('fit_beta_prior')}",
             f"  uniformity: {self.test} test per parameter, p >= {float(self.table['p_min'].iloc[0]):.2g} "
             f"(Sidak, family-wise alpha {self.alpha:g} over {len(self.parameters)} parameters)",
-            f"  time: {self.wall_time:.1f} s on {self.n_jobs} process(es), {self.seconds_per_replication * 1e3:.0f} ms "
+            f"  time: {self.wall_time:.1f} s on {self.n_jobs} "
+            f"{'Dask worker(s) at ' + str(s['scheduler']) if s.get('scheduler') else 'process(es)'}, {self.seconds_per_replication * 1e3:.0f} ms "
             "per replication",
         ]
         lines += failure_lines(self.failures)
@@ -395,6 +397,7 @@ def sbc(
     alpha: float = 0.01,
     test: Literal["ecdf", "chi2", "both"] = "ecdf",
     n_sim: int = N_SIM,
+    scheduler: Any = None,
 ) -> SBCResult:
     """Simulation-based calibration of the exact or the NUTS engine.
 
@@ -416,9 +419,10 @@ def sbc(
         10 for NUTS), so the L draws are nearly independent.
     seed : int, default 0
         Root seed; replication i uses ``SeedSequence(seed).spawn(n_reps)[i]``, so the ranks do
-        not depend on ``n_jobs``.
+        not depend on ``n_jobs`` or ``scheduler``.
     n_jobs : int, optional
         Worker processes (joblib, loky backend); -1 = all cores, 1 = in this process.
+        Ignored when ``scheduler`` is given.
     fit_tau_prior, fit_beta_prior : prior or spec string, optional
         Priors of the fit, when they should differ from the simulation's (a negative control:
         a wrong prior must be flagged).
@@ -433,6 +437,12 @@ def sbc(
         Test deciding ``passed`` (both are always reported).
     n_sim : int
         Null simulations of the ECDF test.
+    scheduler : distributed.Client, cluster or str, optional
+        Run the replications on a Dask distributed cluster instead of local processes: a
+        ``distributed.Client`` (left open), a cluster with a ``scheduler_address`` (e.g.
+        ``LocalCluster``) or an address such as ``"tcp://10.0.0.5:8786"`` (see
+        :func:`metapool.parallel.runner`). Every worker needs metapool installed. The ranks are
+        identical to a local run with the same seed.
 
     Returns
     -------
@@ -496,15 +506,12 @@ def sbc(
     jobs = min(_n_jobs(n_jobs), int(n_reps))
     items = list(enumerate(seeds))
     t0 = time.perf_counter()
-    if jobs == 1:
-        results = _run_batch(items, *args)
-    else:
-        from joblib import Parallel, delayed
-
+    with runner(jobs, scheduler) as run:   # local processes, or the Dask cluster's workers
+        jobs = run.workers
         n_batches = min(len(items), jobs * 4)
         batches = [items[k::n_batches] for k in range(n_batches)]
-        parts = Parallel(n_jobs=jobs, backend="loky")(delayed(_run_batch)(b, *args) for b in batches)
-        results = [r for part in parts for r in part]
+        parts = run.map(_run_batch, batches, *args)
+    results = [r for part in parts for r in part]
     wall = time.perf_counter() - t0
     results.sort(key=lambda t: t[0])
     ranks = np.vstack([r for _, r, _ in results]).astype(int)
@@ -514,6 +521,7 @@ def sbc(
         "tau_prior": tp.spec, "beta_prior": bp.spec, "fit_tau_prior": ftp.spec, "fit_beta_prior": fbp.spec,
         "thin": thin, "rtol": float(rtol) if engine == "exact" else None,
         "nuts_options": opts if engine == "nuts" else None,
+        "scheduler": describe_scheduler(scheduler),
     }
     return SBCResult(ranks=ranks, parameters=names, n_draws=int(n_draws), table=table, replications=reps,
                      engine=engine, alpha=float(alpha), test=test, wall_time=wall, n_jobs=jobs, seed=int(seed),

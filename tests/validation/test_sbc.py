@@ -9,6 +9,7 @@ replication per worker plus process start-up), so it runs in CI; the NUTS SBC is
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -128,3 +129,33 @@ def test_nuts_engine_smoke(eight):
     assert res.ranks.shape == (1, 10) and res.ranks.max() <= 19
     assert {"divergences", "r_hat_max", "seconds"} <= set(res.replications.columns)
     assert res.settings["nuts_options"]["parameterization"] == "noncentered"
+
+
+def test_sbc_on_a_dask_cluster_gives_the_local_ranks(eight, dask_cluster):
+    """Issue 12: the same seed gives identical ranks on local processes and on 2 Dask workers,
+    whether the cluster is given as a client, the cluster object or its address."""
+    from distributed import Client
+
+    local = sbc("exact", eight, TAU_PRIOR, BETA_PRIOR, n_reps=40, n_draws=19, seed=11, n_jobs=1)
+    with Client(dask_cluster, set_as_default=False) as client:
+        on_dask = sbc("exact", eight, TAU_PRIOR, BETA_PRIOR, n_reps=40, n_draws=19, seed=11, scheduler=client)
+        assert not client.status == "closed"           # a client given is left open
+    np.testing.assert_array_equal(on_dask.ranks, local.ranks)
+    np.testing.assert_array_equal(on_dask.replications["tau"], local.replications["tau"])
+    pd.testing.assert_frame_equal(on_dask.table, local.table)
+    assert on_dask.n_jobs == 2 and on_dask.settings["scheduler"] == dask_cluster.scheduler_address
+    assert "Dask worker(s)" in str(on_dask)
+    by_address = sbc("exact", eight, TAU_PRIOR, BETA_PRIOR, n_reps=8, n_draws=19, seed=11,
+                     scheduler=dask_cluster.scheduler_address)
+    # replication i's seed is the i-th SeedSequence child whatever n_reps is
+    np.testing.assert_array_equal(by_address.ranks, local.ranks[:8])
+
+
+def test_sbc_names_an_unreachable_scheduler(eight, monkeypatch):
+    from metapool import parallel
+    from metapool.errors import InputError
+
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", "1s")
+
+    with pytest.raises(InputError, match="tcp://127.0.0.1:9"):
+        sbc("exact", eight, TAU_PRIOR, BETA_PRIOR, n_reps=2, scheduler="tcp://127.0.0.1:9")
