@@ -25,8 +25,8 @@ BLOCK = 2_000_000
 def wsum(w: np.ndarray, M: np.ndarray) -> np.ndarray:
     """sum_k w_k M[k, ...]: weighted sums over quadrature nodes.
 
-    einsum rather than ``w @ M``: for a few long rows, BLAS gemv (OpenBLAS, threaded) measured
-    10-40x slower here than einsum's single pass, and on 2 busy cores its threads contend.
+    einsum rather than ``w @ M``: for a few long rows BLAS gemv (threaded) is slower than
+    einsum's single pass, and its threads contend with the engine's own (benchmarks/).
     """
     return np.einsum("k,k...->...", w, M)
 
@@ -34,10 +34,9 @@ def wsum(w: np.ndarray, M: np.ndarray) -> np.ndarray:
 def rowdot(W: np.ndarray, M: np.ndarray, MT: np.ndarray) -> np.ndarray:
     """W @ M for a wide W (k, J) and a thin M (J, q), given also as MT (q, J); both C-contiguous.
 
-    Measured here (OpenBLAS): for short rows (J <= 256) one matrix product with the C-contiguous
-    M is fastest (3x faster than with MT.T, 5-20x faster than einsum); for long rows, q
-    matrix-vector products, one per row of MT, are 2-7x faster than the matrix product (whose
-    tiny-m, tiny-n, huge-k case is slow) and faster than einsum.
+    For short rows (J <= 256) one matrix product with the C-contiguous M is fastest; for long
+    rows, q matrix-vector products, one per row of MT, avoid the matrix product's tiny-m,
+    tiny-n, huge-k case, which BLAS handles slowly (figures: DEVELOPERS.md, benchmarks/).
     """
     if W.shape[1] <= 256:
         return W @ M
@@ -278,7 +277,7 @@ def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
 
     def one(sl: slice) -> None:
         v = np.add.outer(tau2[sl], pr.se2)                     # (k, J)
-        w = np.divide(1.0, v)                                  # faster than np.reciprocal here
+        w = np.divide(1.0, v)                                  # np.reciprocal is slower here
         logv = np.log(v, out=v).sum(axis=1)                    # in place: v is not needed again
         sums = rowdot(w, pr.stacked, pr.stacked_T)                          # X'WX, X'Wy, y'Wy together
         G = sums[:, : p * p].reshape(-1, p, p)
@@ -386,14 +385,33 @@ def panel_cdf_coefficients(dens: np.ndarray, rule: Rule) -> np.ndarray:
 
 
 def _clenshaw(u: float, c: list[float]) -> float:
-    """sum_k c_k P_k(u) for one scalar u (pure Python: for a few values it beats numpy's call overhead)."""
+    """sum_k c_k P_k(u) for one scalar u (pure Python: for one value numpy's call overhead dominates)."""
     b1 = b2 = 0.0
     for k in range(len(c) - 1, 0, -1):
         b1, b2 = c[k] + (2 * k + 1) / (k + 1) * u * b1 - (k + 1) / (k + 2) * b2, b1
     return c[0] + u * b1 - 0.5 * b2
 
 
-def invert_panel_cdf(coef: np.ndarray, target: np.ndarray, max_iter: int = 100) -> np.ndarray:
+def legendre_derivative(coef: np.ndarray) -> np.ndarray:
+    """Coefficients of the derivative of sum_k c_k P_k for every row of coef (m, n): (m, n - 1).
+
+    Notes
+    -----
+    P'_{k+1} - P'_{k-1} = (2k + 1) P_k, so d_{k} = (2k + 1) sum_{j > k, j - k odd} c_j, summed
+    from the top down in two interleaved running sums (numpy's ``legder`` does the same per call).
+    """
+    coef = np.asarray(coef, dtype=float)
+    n = coef.shape[-1]
+    out = np.zeros(coef.shape[:-1] + (max(n - 1, 1),))
+    run = [np.zeros(coef.shape[:-1]), np.zeros(coef.shape[:-1])]
+    for j in range(n - 1, 0, -1):
+        run[j % 2] = run[j % 2] + coef[..., j]
+        out[..., j - 1] = (2 * (j - 1) + 1) * run[j % 2]
+    return out
+
+
+def invert_panel_cdf(coef: np.ndarray, target: np.ndarray, max_iter: int = 100,
+                     dcoef: np.ndarray | None = None) -> np.ndarray:
     """u in [-1, 1] with legval(u, coef_i) = target_i for each row: the within-panel CDF inverted.
 
     Parameters
@@ -403,6 +421,8 @@ def invert_panel_cdf(coef: np.ndarray, target: np.ndarray, max_iter: int = 100) 
     target : (m,) probability to reach within each panel.
     max_iter : int
         Iteration limit per row (bisection alone needs about 55 to reach machine precision).
+    dcoef : (m, n - 1) array, optional
+        The rows' derivative coefficients (``legder`` of ``coef``), when the caller has them.
 
     Notes
     -----
@@ -411,7 +431,8 @@ def invert_panel_cdf(coef: np.ndarray, target: np.ndarray, max_iter: int = 100) 
     fails; a target at or beyond a panel end returns that end.
     """
     coef = np.asarray(coef, dtype=float)
-    dcoef = np.polynomial.legendre.legder(coef.T).T
+    if dcoef is None:
+        dcoef = legendre_derivative(coef)
     out = np.empty(len(coef))
     eps = 4 * np.finfo(float).eps
     for i, (c, dc, t) in enumerate(zip(coef.tolist(), dcoef.tolist(), np.asarray(target, float).tolist())):
@@ -514,24 +535,34 @@ def mixture_quantile(q: float, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
     x = np.clip(np.where(np.isfinite(start), start, 0.5 * (lo + hi)), lo, hi)
     unit = sd.min(axis=0)
     inv_sqrt_2pi = 1.0 / np.sqrt(2.0 * np.pi)
+    # Only the rows still moving are iterated: most start within a step or two of their root.
+    active = np.arange(x.size)
+    ma, sa = m, sd
     for _ in range(max_iter):
-        z = (x[None, :] - m) / sd
-        phi = np.exp(-0.5 * z * z) * inv_sqrt_2pi / sd
+        xa, la, ha = x[active], lo[active], hi[active]
+        z = (xa[None, :] - ma) / sa
+        phi = np.exp(-0.5 * z * z) * inv_sqrt_2pi / sa
         F = wsum(w, special.ndtr(z)) - q
         f = wsum(w, phi)
-        fp = -wsum(w, phi * z / sd)
-        lo = np.where(F < 0, x, lo)
-        hi = np.where(F > 0, x, hi)
+        fp = -wsum(w, phi * z / sa)
+        la = np.where(F < 0, xa, la)
+        ha = np.where(F > 0, xa, ha)
         with np.errstate(divide="ignore", invalid="ignore"):
             d = F / f
-            new = x - d / (1.0 - 0.5 * d * fp / f)          # Halley: cubic convergence
-        bad = ~np.isfinite(new) | (new < lo) | (new > hi)
-        new = np.where(bad, 0.5 * (lo + hi), new)
-        step = np.abs(new - x)
-        x = np.where(F == 0.0, x, new)
+            new = xa - d / (1.0 - 0.5 * d * fp / f)          # Halley: cubic convergence
+        bad = ~np.isfinite(new) | (new < la) | (new > ha)
+        new = np.where(bad, 0.5 * (la + ha), new)
+        step = np.abs(new - xa)
+        x[active] = np.where(F == 0.0, xa, new)
+        lo[active], hi[active] = la, ha
         # Cubic convergence: after a step of size d the error is O(d^3 / scale^2).
-        if np.all((step <= 1e-4 * unit) | (F == 0.0) | (hi - lo <= 1e-13 * unit)):
+        done = (step <= 1e-4 * unit[active]) | (F == 0.0) | (ha - la <= 1e-13 * unit[active])
+        if done.all():
             break
+        if done.any():
+            keep = ~done
+            active = active[keep]
+            ma, sa = ma[:, keep], sa[:, keep]
     return x
 
 

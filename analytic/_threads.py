@@ -2,7 +2,7 @@
 
 numpy's random generators, ufuncs, scipy.special and BLAS release the GIL while they work, so
 row chunks that write disjoint parts of preallocated outputs run in parallel. Threads are started
-per call (about 0.1 ms each) rather than kept in a pool: nothing lingers to trouble a later
+per call rather than kept in a pool: nothing lingers to trouble a later
 fork, and concurrent calls cannot interfere. Results never depend on the number of threads:
 each piece computes the same numbers wherever it runs.
 """

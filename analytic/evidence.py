@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import xarray as xr
-from scipy import optimize, special
+from scipy import special
 
 from metapool import layout
 from metapool.errors import InputError
 from metapool.analytic import _base as B
+
+if TYPE_CHECKING:  # xarray is imported where it is used: it is slow to import
+    import xarray as xr
 
 __all__ = ["log_evidence", "log_likelihood_tau", "BayesFactors", "bayes_factors", "model_probabilities",
            "ModelAverage", "model_average"]
@@ -249,6 +251,8 @@ class ModelAverage:
         """Exact quantile (root of the CDF)."""
         lo = float(np.min(self.m - 40 * self.s))
         hi = float(np.max(self.m + 40 * self.s))
+        from scipy import optimize
+
         return float(optimize.brentq(lambda x: self.cdf(x)[0] - q, lo, hi, xtol=1e-12, rtol=1e-12))
 
     def summary(self, quantiles: Sequence[float] = layout.DEFAULT_QUANTILES) -> pd.Series:
@@ -264,6 +268,8 @@ class ModelAverage:
         rng = np.random.default_rng(seed)
         k = rng.choice(self.w.size, size=(chains, draws), p=self.w / self.w.sum())
         vals = self.m[k] + self.s[k] * rng.standard_normal((chains, draws))
+        import xarray as xr
+
         return xr.DataArray(vals, dims=layout.SAMPLE_DIMS, name=self.parameter)
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import xarray as xr
 import pandas as pd
 from scipy import special
 
@@ -24,6 +23,9 @@ from metapool.data import MetaData
 from metapool.errors import InputError
 from metapool.spec import ModelSpec
 from metapool.analytic import _base as B
+
+if TYPE_CHECKING:  # xarray is imported where it is used: it is slow to import
+    import xarray as xr
 
 __all__ = ["ExactLOO", "StudyPredictive", "loo", "psis_loo", "PsisLOO", "compare_psis", "elpd_se",
            "LOO_COLUMNS", "leave_one_out_spec"]
@@ -316,6 +318,8 @@ def _constant_loo(ll):
 
 def xr_zeros(da):
     """An all-zero copy of a DataArray (Pareto k of equal importance weights)."""
+    import xarray as xr
+
     return xr.zeros_like(da)
 
 

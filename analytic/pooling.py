@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
-import xarray as xr
-from scipy import special, stats
+from scipy import special
 
 from metapool import checks, layout
 from metapool.data import MetaData
@@ -23,6 +22,9 @@ from metapool.errors import InputError
 from metapool.likelihood import LOG_2PI, check_log_likelihood
 from metapool.priors import BetaPrior, parse_beta_prior
 from metapool.analytic.loo import ExactLOO, StudyPredictive, from_predictives
+
+if TYPE_CHECKING:  # xarray is imported where it is used: it is slow to import
+    import xarray as xr
 
 __all__ = ["PooledPosterior", "NoPoolingPosterior", "fit_pooled", "fit_unpooled", "normal_summary"]
 
@@ -67,6 +69,8 @@ def _groups(data: MetaData, tau, beta, theta, theta_new, y_rep, loglik, kind: st
     sdims = (*layout.SAMPLE_DIMS, layout.STUDY)
     scoords = {k: v for k, v in coords.items() if k != layout.COEF}
     obs, const = layout.data_groups(data)
+    import xarray as xr
+
     root = xr.DataTree()
     root.children = {
         "posterior": xr.DataTree(xr.Dataset(pv, coords=coords, attrs=attrs)),
@@ -171,6 +175,8 @@ class PooledPosterior:
                              "any Bayes factor) undefined: use normal:MEAN,SD")
         P0 = self.beta_prior.precision(d.p)
         cov = np.diag(d.variance) + (d.X / P0) @ d.X.T
+        from scipy import stats
+
         return float(stats.multivariate_normal.logpdf(d.y, d.X @ self.beta_prior.mean(d.p), cov))
 
 

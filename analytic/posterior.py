@@ -36,6 +36,9 @@ TAIL_NATS = 46.0
 # (2.2e-308; tau below it has fewer significant digits). Mass below the lower end is added in
 # closed form (see _left_tail).
 X_RANGE = (-708.0, 354.5)
+# Mixtures of a group over more (nodes x rows) cells than this use a compressed Gauss rule when
+# one reproduces the full rule's summaries (_mixture_rule): below it the full rule is cheap.
+COMPRESS_CELLS = 200_000
 
 
 class MomentWarning(UserWarning):
@@ -116,8 +119,81 @@ class ExactPosterior:
         return np.clip(out, 0.0, 1.0)
 
     def tau_hdi(self, prob: float = layout.DEFAULT_PROB) -> tuple[float, float]:
-        """Shortest interval holding ``prob`` of tau's posterior (``hdi95_low``, ``hdi95_high``)."""
-        return shortest_interval(lambda c: float(self.tau_quantile(c)), prob, lower_bound=0.0)
+        """Shortest interval holding ``prob`` of tau's posterior (``hdi95_low``, ``hdi95_high``).
+
+        Notes
+        -----
+        For a unimodal density the interval [Q(c), Q(c + prob)] is shortest where the density is
+        equal at both ends: g(c) = f(Q(c)) - f(Q(c + prob)) rises through 0 on [0, 1 - prob].
+        g(0) >= 0 (the mode at 0, as it often is for tau) gives [0, Q(prob)]; otherwise the root
+        is bracketed and found by the Illinois variant of regula falsi, on the CDF interpolant and
+        its derivative (the density interpolant), to 1e-14 in c.
+
+        References
+        ----------
+        Dowell & Jarratt (1971), BIT 11:168-174 (the Illinois method).
+        """
+        def g(c: float) -> float:
+            t = self.tau_quantile(np.array([c, c + prob]))
+            f = self._tau_density_interp(t)
+            return float(f[0] - f[1])
+
+        a, b = 0.0, 1.0 - prob
+        ga = g(a)
+        if ga >= 0:
+            low = 0.0 if self.coordinate == "log" else float(self.rule.edges[0])
+            return low, float(self.tau_quantile(prob))
+        gb = g(b)
+        if not gb > 0:        # not unimodal as assumed: the general search
+            return shortest_interval(lambda c: float(self.tau_quantile(c)), prob, lower_bound=0.0)
+        side = 0
+        for _ in range(200):
+            c = (a * gb - b * ga) / (gb - ga)
+            if not a < c < b:
+                c = 0.5 * (a + b)
+            gc = g(c)
+            if gc == 0:
+                a = b = c
+                break
+            if gc < 0:
+                a, ga = c, gc
+                if side == -1:
+                    gb *= 0.5
+                side = -1
+            else:
+                b, gb = c, gc
+                if side == +1:
+                    ga *= 0.5
+                side = +1
+            if b - a <= 1e-14:
+                break
+        c = 0.5 * (a + b)
+        lo, hi = self.tau_quantile(np.array([c, c + prob]))
+        low = 0.0 if self.coordinate == "log" else float(self.rule.edges[0])
+        top = float(self.tau_quantile(prob))
+        if top - low <= hi - lo:          # a density flat near 0: the support's end is as short
+            return low, top
+        return float(lo), float(hi)
+
+    def _tau_density_interp(self, t: np.ndarray) -> np.ndarray:
+        """Posterior density of tau from the CDF interpolant's derivative (consistent with tau_cdf)."""
+        e = self.rule.edges
+        with np.errstate(divide="ignore"):
+            x = np.log(t) if self.coordinate == "log" else np.asarray(t, dtype=float)
+        idx = np.clip(np.searchsorted(e, x, side="right") - 1, 0, len(e) - 2)
+        half = 0.5 * (e[idx + 1] - e[idx])
+        u = np.clip((x - e[idx]) / half - 1.0, -1.0, 1.0)
+        fx = np.polynomial.legendre.legval(u, self._cdf_dcoef[idx].T, tensor=False) / half
+        if self.coordinate == "log":
+            # Below the first edge tau's density is constant (the integrand in x is f(e0) e^(x - e0)).
+            f0 = float(np.polynomial.legendre.legval(-1.0, self._cdf_dcoef[0]) / (0.5 * (e[1] - e[0])))
+            with np.errstate(over="ignore"):
+                tail = f0 * np.exp(-e[0])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f = np.where(x <= e[0], tail, fx / t)
+        else:
+            f = np.where(x < e[0], 0.0, fx)
+        return np.where(x >= e[-1], 0.0, f)
 
     def tau_logpdf(self, t: ArrayLike) -> np.ndarray:
         """Exact normalised log posterior density of tau (evaluated directly, not interpolated)."""
@@ -142,7 +218,7 @@ class ExactPosterior:
         qs = np.atleast_1d(K.probabilities("q", q))
         e = self.rule.edges
         p = np.clip(np.searchsorted(self._cum, qs, side="right") - 1, 0, len(e) - 2)
-        u = B.invert_panel_cdf(self._cdf_coef[p], qs - self._cum[p])
+        u = B.invert_panel_cdf(self._cdf_coef[p], qs - self._cum[p], dcoef=self._cdf_dcoef[p])
         out = self._from_x(e[p] + (u + 1.0) * 0.5 * (e[p + 1] - e[p]))
         low = 0.0 if self.coordinate == "log" else e[0]
         c0 = self._cum[0]
@@ -152,6 +228,11 @@ class ExactPosterior:
             out = np.where(qs < c0, tail, out)
         out = np.where(qs <= 0, low, np.where(qs >= 1, self.tau_prior.upper, out))
         return out if np.ndim(q) else out[0]
+
+    @functools.cached_property
+    def _cdf_dcoef(self) -> np.ndarray:
+        """Derivative coefficients of every panel's CDF polynomial (the density interpolant)."""
+        return B.legendre_derivative(self._cdf_coef)
 
     def _from_x(self, x):
         return np.exp(x) if self.coordinate == "log" else x
@@ -201,21 +282,37 @@ class ExactPosterior:
     def _group_size(self, kind: str) -> int:
         return {"beta": self.data.p, "theta_new": 1}.get(kind, self.data.J)
 
-    def _compressed(self, n: int):
-        """An n-node Gauss rule for the tau posterior (for mixtures over many rows)."""
-        x = np.log(self.tau_nodes) if self.coordinate == "log" else self.tau_nodes
+    def _compressed(self, n: int, coordinate: str = "tau2", h: float = 0.0):
+        """An n-node Gauss rule for the tau posterior (for mixtures over many rows).
+
+        ``coordinate`` is the variable the rule is Gaussian in: ``"tau2"`` (tau^2, in which the
+        conditional moments w_j = tau^2 / (tau^2 + s_j^2) are rational with poles at -s_j^2, off the
+        support) or ``"logv"``: log(tau^2 + h). theta_j's conditional variance is about
+        tau^2 + h near tau = 0 (h: the variance of x_j'beta at tau = 0), a branch point at
+        tau^2 = -h that lies next to the support when the posterior of tau reaches 0 and h is
+        small (many studies); the logarithm moves it to -infinity, so Gauss rules converge there.
+        """
         keep = self.weights > 0
-        c = np.average(x[keep], weights=self.weights[keep])
-        s = math.sqrt(np.average((x[keep] - c) ** 2, weights=self.weights[keep])) or 1.0
-        t, w = B.gauss_rule_for_measure((x[keep] - c) / s, self.weights[keep], n)
-        xn = c + s * t
-        tau = self._from_x(xn)
+        t, wt = self.tau_nodes[keep], self.weights[keep]
+        x = t * t if coordinate == "tau2" else np.log(t * t + h)
+        c = np.average(x, weights=wt)
+        s = math.sqrt(np.average((x - c) ** 2, weights=wt)) or 1.0
+        u, w = B.gauss_rule_for_measure((x - c) / s, wt, n)
+        xn = c + s * u
+        tau = np.sqrt(np.maximum(xn if coordinate == "tau2" else np.exp(xn) - h, 0.0))
         return tau, w, _conditional(tau, self.problem)
 
     def _mixture_rule(self, kind: str):
         """Nodes for the mixture of one group: the full rule, or the smallest compressed Gauss rule
         that reproduces the means and sds of representative rows to rtol, when the group is large
-        enough that (nodes x rows) work dominates."""
+        enough that (nodes x rows) work dominates.
+
+        Compression is tried in tau^2 first (the conditional moments are smooth there, and a
+        concentrated posterior needs a handful of nodes whatever its left tail in log tau), then
+        in log(tau^2 + h) (see :meth:`_compressed`). A candidate must reproduce the means, sds and
+        CDFs (in quantile units) of representative rows to 0.1 rtol of their sd
+        (:func:`_mixture_probe`): moments alone can agree to 1e-15 while quantiles differ by 1e-3.
+        """
         # Nodes whose weight is negligible even for second moments (tau^2 grows along a heavy tail:
         # dropping by weight alone lost 2e-6 of theta_new's sd under a half-Cauchy prior).
         t_ref = self.tau_nodes[np.argmax(self.weights)] or 1.0
@@ -224,16 +321,20 @@ class ExactPosterior:
         tau, w = self.tau_nodes[keep], self.weights[keep] / self.weights[keep].sum()
         cond = B.Conditional(self.cond.log_post[keep], self.cond.beta_hat[keep], self.cond.beta_cov[keep])
         R = self._group_size(kind)
-        if tau.size * R <= 4_000_000 or tau.size <= 24:
+        if tau.size * R <= COMPRESS_CELLS or tau.size <= 24:
             return tau, w, cond
         rows = _representative_rows(self.data) if kind in ("theta", "y_pred") else slice(None)
-        ref_m, ref_s = self._group_mean_sd(kind, tau, w, cond, rows)
-        for n in (2, 3, 4, 6, 8, 12, 16, 24, 32):
-            tc, wc, cc = self._compressed(n)
-            m, s = self._group_mean_sd(kind, tc, wc, cc, rows)
-            scale = np.maximum(ref_s, np.finfo(float).tiny)
-            if max(np.max(np.abs(m - ref_m) / scale), np.max(np.abs(s - ref_s) / scale)) < 0.1 * self.rtol:
-                return tc, wc, cc
+        ref = _mixture_probe(self, kind, tau, w, cond, rows)
+        k0 = int(np.argmin(tau))
+        X = self.data.X[rows] if kind in ("theta", "y_pred") else self.data.X
+        h = float(np.median(np.einsum("jp,pq,jq->j", X, cond.beta_cov[k0], X)))
+        for coordinate, sizes in (("tau2", (3, 4, 6, 8)), ("logv", (12, 16, 24, 32))):
+            if coordinate == "logv" and not h > 0:
+                continue
+            for n in sizes:
+                tc, wc, cc = self._compressed(n, coordinate, h)
+                if _mixture_probe(self, kind, tc, wc, cc, rows, ref) < 0.1 * self.rtol:
+                    return tc, wc, cc
         return tau, w, cond
 
     def _group_mean_sd(self, kind, tau, w, cond, rows=None) -> tuple[np.ndarray, np.ndarray]:
@@ -655,7 +756,9 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
             break
     # Curvature scale from second differences at three step sizes, in one evaluation.
     hs = np.array([1e-4, 1e-2, 0.3])
-    pts = np.concatenate([xm - hs, [xm], xm + hs])
+    # Ordered [xm - 0.3, xm - 1e-2, xm - 1e-4, xm, xm + 1e-4, xm + 1e-2, xm + 0.3]: the points at
+    # +-hs[k] are fv[2 - k] and fv[4 + k].
+    pts = np.concatenate([xm - hs[::-1], [xm], xm + hs])
     if math.isfinite(upper_x):
         pts = np.minimum(pts, upper_x)
     fv = f(pts)
@@ -787,6 +890,45 @@ def _representative_rows(data: MetaData, limit: int = 256) -> np.ndarray:
     z = np.abs(data.y - np.median(data.y)) / data.se
     by_dev = np.argpartition(z, data.J - limit // 2)[-(limit // 2):]
     return np.unique(np.concatenate([by_se, by_dev]))
+
+
+class _Probe(NamedTuple):
+    """Means, sds and CDF values of representative rows under the full rule (see _mixture_probe)."""
+
+    mean: np.ndarray
+    sd: np.ndarray
+    points: np.ndarray      # (3, R) x = mean + (-2, 0, 2) sd
+    cdf: np.ndarray         # (3, R) P(g <= x)
+    pdf: np.ndarray         # (3, R) density at x
+
+
+def _mixture_probe(post: ExactPosterior, kind: str, tau, w, cond, rows, ref: _Probe | None = None):
+    """The reference summaries of a group's representative rows (``ref`` None), or the largest
+    difference of a candidate rule's from them, each relative to the row's posterior sd.
+
+    Notes
+    -----
+    A CDF difference dF at x moves the quantile there by about dF / f(x); in units of the sd that
+    is dF / (f(x) sd). The points mean and mean +- 2 sd cover the centre and the reported tails.
+    """
+    mean, sd = post._group_mean_sd(kind, tau, w, cond, rows)
+    idx = np.arange(post._group_size(kind))[slice(None) if rows is None else rows]
+    m, s = post._group_moments(kind, tau, cond, idx if kind != "theta_new" else slice(None))
+    scale = np.maximum(sd if ref is None else ref.sd, np.finfo(float).tiny)
+    if ref is None:
+        pts = (mean + np.array([-2.0, 0.0, 2.0])[:, None] * scale)
+    else:
+        pts = ref.points
+    cdf = np.array([B.mixture_cdf(x, w, m, s) for x in pts])
+    if ref is None:
+        pdf = np.array([B.mixture_pdf(x, w, m, s) for x in pts])
+        return _Probe(mean, sd, pts, cdf, pdf)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        moments = max(np.max(np.abs(mean - ref.mean) / scale), np.max(np.abs(sd - ref.sd) / scale))
+        dens = np.maximum(ref.pdf * scale, np.finfo(float).tiny)
+        quant = np.max(np.abs(cdf - ref.cdf) / dens)
+    err = max(moments, quant)
+    return err if np.isfinite(err) else np.inf
 
 
 def _summary_keys(post: ExactPosterior) -> tuple[np.ndarray, np.ndarray]:
@@ -951,7 +1093,7 @@ def fit(
         finer = _assemble(prob, spec, rtol, coordinate, B.bisect(post.rule), np.inf, level)
         new_vals, new_scales = _summary_keys(finer)
         err = _refinement_change(vals, new_vals, new_scales)
-        post, vals, scales = finer, new_vals, new_scales
+        post, vals = finer, new_vals
         if err < rtol:
             break
     else:

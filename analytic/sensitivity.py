@@ -3,7 +3,7 @@
 The posteriors of I^2(tau), H^2(tau) and R^2(tau) are monotone transforms of tau's exact
 posterior: their quantiles are the transforms of tau's quantiles and their means are the
 quadrature's weighted sums, so every summary here is exact. Prior sensitivity refits the exact
-model per prior (milliseconds each).
+model per prior.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from metapool import heterogeneity as het
 from metapool import checks, layout
 from metapool.errors import InputError
 from metapool.priors import parse_tau_prior
@@ -66,6 +65,8 @@ def heterogeneity_posterior(post, quantiles: Sequence[float] = layout.DEFAULT_QU
     the typical within-study variance of :func:`metapool.heterogeneity.s2_typical`. I^2 is
     bounded, so its mean and sd always exist.
     """
+    from metapool import heterogeneity as het  # statsmodels: imported when used
+
     d = post.data
     rows = {
         "tau": transform_summary(post, lambda t: t, True, quantiles),

@@ -15,10 +15,12 @@ every name they print or look up, so a name is spelled once:
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # xarray is imported where it is used: it is slow to import
+    import xarray as xr
 
 __all__ = [
     "SAMPLE_DIMS",
@@ -157,6 +159,8 @@ def data_groups(data: Any) -> tuple[xr.Dataset, xr.Dataset]:
     coords = data_coords(data)
     study = {STUDY: np.asarray(coords[STUDY], dtype=object)}
     both = {**study, COEF: np.asarray(coords[COEF], dtype=object)}
+    import xarray as xr
+
     obs = xr.Dataset({"y": ((STUDY,), _readonly(data.y))}, coords=study)
     const = xr.Dataset({"se": ((STUDY,), _readonly(data.se)), "X": ((STUDY, COEF), _readonly(data.X))},
                        coords=both)
@@ -207,6 +211,8 @@ def flat_draw_arrays(dt: xr.DataTree | xr.Dataset, variables: Iterable[str] = PO
         ``tau``, ``mu`` or ``beta[NAME]``, ``theta[LABEL]``, ``theta_new`` and ``y_pred[LABEL]``
         in that order.
     """
+    import xarray as xr
+
     if isinstance(dt, xr.DataTree):
         if "posterior" not in dt.children:
             raise ValueError("the DataTree has no 'posterior' group")
@@ -228,4 +234,6 @@ def flat_draws(dt: xr.DataTree | xr.Dataset, variables: Iterable[str] = POSTERIO
                predictive: bool = True) -> xr.Dataset:
     """:func:`flat_draw_arrays` as one Dataset of ``(chain, draw)`` variables (for ArviZ)."""
     arrays = flat_draw_arrays(dt, variables, predictive)
+    import xarray as xr
+
     return xr.Dataset({k: (SAMPLE_DIMS, v) for k, v in arrays.items()})

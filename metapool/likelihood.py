@@ -14,13 +14,15 @@ effect theta_j, which the posterior has already fitted to y_j, so it cannot tell
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import xarray as xr
 
 from metapool import layout
 from metapool.errors import InputError
+
+if TYPE_CHECKING:  # xarray is imported where it is used: it is slow to import
+    import xarray as xr
 
 __all__ = ["LogLikelihood", "LOG_LIKELIHOODS", "check_log_likelihood", "marginal_log_likelihood",
            "LOG_2PI"]
@@ -68,4 +70,6 @@ def marginal_log_likelihood(posterior: xr.Dataset, data) -> xr.DataArray:
     ll = -0.5 * (LOG_2PI + np.log(v) + r * r / v)
     coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
               layout.STUDY: np.asarray(data.labels, dtype=object)}
+    import xarray as xr
+
     return xr.DataArray(ll, dims=(*layout.SAMPLE_DIMS, layout.STUDY), coords=coords, name="y")

@@ -11,13 +11,15 @@ digits (used by the ``metapool`` command).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from metapool import layout
+
+if TYPE_CHECKING:  # xarray is imported where it is used: it is slow to import
+    import xarray as xr
 
 __all__ = [
     "coda_table",
@@ -91,6 +93,8 @@ def _from_array(arr: np.ndarray, name: str | None) -> dict[str, np.ndarray]:
 
 
 def _named_draws(draws: Any, name: str | None) -> dict[str, np.ndarray]:
+    import xarray as xr
+
     if isinstance(draws, xr.DataTree):
         return _from_tree(draws, name)
     if isinstance(draws, xr.Dataset):
@@ -210,17 +214,34 @@ def shortest_interval(quantile: Callable[[float], float], prob: float = layout.D
     Notes
     -----
     For a unimodal density the width Q(c + prob) - Q(c) is unimodal in c in [0, 1 - prob]; it
-    is minimised by bounded Brent search and compared with the support's end c = 0 (a mode at
-    the lower bound, as tau's posterior often has).
-    """
-    from scipy.optimize import minimize_scalar
+    is minimised by golden-section search (to 1e-12 in c) and compared with the support's end
+    c = 0 (a mode at the lower bound, as tau's posterior often has).
 
-    res = minimize_scalar(lambda c: quantile(c + prob) - quantile(c), bounds=(0.0, 1.0 - prob),
-                          method="bounded", options={"xatol": 1e-12})
-    c = float(res.x)
+    References
+    ----------
+    Kiefer (1953), Sequential minimax search for a maximum, Proc. Amer. Math. Soc. 4:502-506.
+    """
+    c = _golden_min(lambda c: quantile(c + prob) - quantile(c), 0.0, 1.0 - prob, 1e-12)
     if math.isfinite(lower_bound) and quantile(prob) - lower_bound <= quantile(c + prob) - quantile(c):
         return lower_bound, quantile(prob)
     return quantile(c), quantile(c + prob)
+
+
+def _golden_min(fn: Callable[[float], float], a: float, b: float, tol: float) -> float:
+    """Minimiser of a unimodal fn on [a, b] by golden-section search, to ``tol`` in the argument."""
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = fn(c), fn(d)
+    while b - a > tol:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = fn(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = fn(d)
+    return c if fc <= fd else d
 
 
 # ----------------------------------------------------------------------------- printing

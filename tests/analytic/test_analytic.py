@@ -670,3 +670,56 @@ def test_helper_threads_take_the_callers_numpy_error_state():
     assert seen == ["raise"] * 6
     with np.errstate(divide="ignore"):
         _threads.run([lambda: np.log(np.zeros(3))] * 4, 2)  # no warning, no error
+
+
+# ----------------------------------------------------------------------------- cost follows the posterior's shape
+@pytest.mark.parametrize("sd", [0.2, 0.003, 0.0005])
+def test_domain_scale_follows_a_narrow_posterior(sd):
+    """The curvature scale of log tau's posterior is measured at the right step for any width: a
+    tight log-normal prior (sd of log tau = sd) gives a posterior of that sd, and the rule keeps the
+    same number of nodes (narrow posteriors used to get a scale 1000x too small and 5x the nodes)."""
+    from metapool.analytic import posterior as P
+    from metapool.spec import model_spec
+
+    d = MetaData.from_arrays(Y8, S8)
+    spec = model_spec(d, f"lognormal:1,{sd}")
+    _, _, sigma, xm = P._find_domain(P._problem(d, spec.tau_prior, spec.beta_prior), 2)
+    assert sigma == pytest.approx(sd, rel=0.05)
+    assert xm == pytest.approx(1.0, abs=sd)
+    wide = fit(d, "lognormal:1,0.2")
+    post = fit(d, f"lognormal:1,{sd}")
+    assert post.tau_nodes.size <= wide.tau_nodes.size
+    # The likelihood of 8 studies is flat on this scale: log tau's posterior median is the prior's.
+    assert np.log(post.tau_quantile(0.5)) == pytest.approx(1.0, abs=0.2 * sd)
+
+
+def _equal_errors(J: int) -> MetaData:
+    rng = np.random.default_rng(20261201 + J)
+    return MetaData.from_arrays(rng.normal(0.0, np.sqrt(1 + 0.3**2), J), np.ones(J))
+
+
+def test_mixture_rule_keeps_quantiles_where_moments_agree():
+    """2,000 equal-error studies: compressed rules match the full rule's means and sds to 1e-15
+    but not the quantiles (theta_j's posterior has a narrow component from tau near 0), so the
+    summary's quantiles must still equal the full rule's to 1e-9 of a posterior sd."""
+    d = _equal_errors(2_000)
+    post = fit(d)
+    sm = post.summary()
+    rows = np.array([0, 1, 500, 1999])
+    keep = post.weights > 0
+    cond = B.Conditional(post.cond.log_post[keep], post.cond.beta_hat[keep], post.cond.beta_cov[keep])
+    m, sd = post._group_moments("theta", post.tau_nodes[keep], cond, rows)
+    for q in (0.025, 0.25, 0.5, 0.975):
+        full = B.mixture_quantile(q, post.weights[keep], m, sd)
+        got = sm[f"q{100 * q:g}"].to_numpy()[2 + rows]
+        assert np.max(np.abs(got - full) / sm["sd"].to_numpy()[2 + rows]) < 1e-9
+
+
+@pytest.mark.slow
+def test_node_count_follows_the_posterior_not_J():
+    """Equal errors, 10^5 and 10^6 studies: p(tau | y) narrows by sqrt(10), the rule keeps its size
+    (a million studies used to take 936 nodes against 192)."""
+    n5 = fit(_equal_errors(100_000)).tau_nodes.size
+    post6 = fit(_equal_errors(1_000_000))
+    assert post6.tau_nodes.size <= 1.5 * n5
+    assert post6.error_estimate < 1e-8
