@@ -565,7 +565,8 @@ class ExactPosterior:
 
     # ----------------------------------------------------------- draws
     def sample(self, draws: int = 1000, chains: int = 4, seed: int | np.random.Generator | None = None,
-               predictive: bool = True, threads: int | None = None, log_likelihood: str = "marginal"):
+               predictive: bool = True, threads: int | None = None, log_likelihood: str = "marginal",
+               prior: bool = False):
         """Independent posterior draws as an ArviZ DataTree laid out like the PyMC engine's.
 
         Parameters
@@ -588,6 +589,11 @@ class ExactPosterior:
             What ``log_likelihood["y"]`` holds: the study-level log N(y_j | x_j'beta, s_j^2 +
             tau^2) with theta_j integrated out (default; the likelihood of leaving one study
             out), or log N(y_j | theta_j, s_j^2). Recorded in the group's ``likelihood`` attr.
+        prior : bool, default False
+            Also add the ``log_prior`` group (log p(tau) + log p(beta) per draw, for ArviZ's
+            ``psense``) and, when both priors are proper, the ``prior`` group (as many prior
+            draws, for prior-posterior plots); seeded from ``seed``. Off by default because it
+            doubles the work of the draws; the NUTS engine adds both by default.
 
         Returns
         -------
@@ -613,7 +619,13 @@ class ExactPosterior:
         K.seed(seed)
         T.check_threads(threads)
         C.memory_for_draws(draws, chains, self.data.J, self.data.p, bool(predictive))
-        return draw(self, draws, chains, seed, predictive, threads, log_likelihood=log_likelihood)
+        dt = draw(self, draws, chains, seed, predictive, threads, log_likelihood=log_likelihood)
+        if prior:
+            from metapool.prior_groups import add_prior_groups
+
+            # A stream spawned from the seed's: the posterior draws stay as without prior groups.
+            dt = add_prior_groups(dt, self.spec, seed=np.random.default_rng(seed).spawn(1)[0])
+        return dt
 
     def inverse_cdf_table(self, per_panel: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """(F, tau) table for inverse-CDF sampling: the CDF interpolant at fine points of every panel."""

@@ -386,7 +386,7 @@ def fit(data: MetaData | ModelSpec, *, engine: str = "exact", tau_prior: Any = N
         dt = None
         if with_draws:
             d = ENGINE_DEFAULTS["exact"]
-            dt = post.sample(draws=draws or d["draws"], chains=chains or d["chains"], seed=seed)
+            dt = post.sample(draws=draws or d["draws"], chains=chains or d["chains"], seed=seed, prior=True)
         return FitResult(spec, "exact", table, exact=post, draws=dt, seconds=time.perf_counter() - t0, seed=seed)
     from metapool import models
 

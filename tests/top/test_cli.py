@@ -258,7 +258,9 @@ def test_out_writes_the_original_outputs(capsys, tmp_path, eight_exact):
     from metapool.outputs import read_draws
 
     tree = read_draws(out_dir / "draws.nc")
-    assert set(tree.children) == {"posterior", "posterior_predictive", "log_likelihood", "observed_data", "constant_data"}
+    # flat priors: log_prior, but no prior draws
+    assert set(tree.children) == {"posterior", "posterior_predictive", "log_likelihood", "observed_data", "constant_data",
+                                  "log_prior"}
     np.testing.assert_allclose(tree["posterior"]["tau"].values.ravel(), draws["tau"].to_numpy(), rtol=1e-9)
     meta = json.loads((out_dir / "metadata.json").read_text())
     assert meta["engine"] == "exact" and meta["seed"] == 3 and meta["draws"]["draws"] == 2000
