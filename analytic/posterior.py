@@ -380,7 +380,7 @@ class ExactPosterior:
         return out.reshape(x.shape)
 
     def pdf(self, parameter: str, x: ArrayLike) -> np.ndarray:
-        """Exact posterior density of one scalar parameter (flat name) at the points x.
+        """Exact posterior density of one scalar parameter (flat name) at the points x (shape of x).
 
         Notes
         -----
@@ -389,9 +389,10 @@ class ExactPosterior:
         parameter given tau_k (the same mixture as :meth:`cdf`). Used by
         :func:`metapool.validation.compare` for the Monte Carlo error of a quantile estimate.
         """
+        shape = np.shape(x)
         x = C.points("x", x)
         if self._kind_of(parameter)[0] == "tau":
-            return self.tau_pdf(x)
+            return np.asarray(self.tau_pdf(x), dtype=float).reshape(shape)
         w, m, s = self._row_mixture(parameter)
         flat = x.ravel()
         out = np.zeros(flat.shape)
@@ -401,7 +402,7 @@ class ExactPosterior:
             pts = flat[idx[sl]]
             out[idx[sl]] = B.mixture_pdf(pts, w, np.broadcast_to(m, (m.shape[0], pts.size)),
                                          np.broadcast_to(s, (s.shape[0], pts.size)))
-        return out.reshape(x.shape)
+        return out.reshape(shape)
 
     def quantile(self, parameter: str, q: ArrayLike) -> np.ndarray:
         """Exact posterior quantiles of one scalar parameter.
