@@ -490,7 +490,7 @@ class ExactPosterior:
         return out.reshape(x.shape)
 
     def pdf(self, parameter: str, x: ArrayLike) -> np.ndarray:
-        """Exact posterior density of one scalar parameter (flat name) at the points x.
+        """Exact posterior density of one scalar parameter (flat name) at the points x (shape of x).
 
         Notes
         -----
@@ -499,10 +499,11 @@ class ExactPosterior:
         parameter given tau_k (the same mixture as :meth:`cdf`). Used by
         :func:`metapool.validation.compare` for the Monte Carlo error of a quantile estimate.
         """
+        shape = np.shape(x)
         x = K.points("x", x)
         if self._kind_of(parameter)[0] == "tau":
-            return self.tau_pdf(x)
-        return self._mixture_at(parameter, x, B.mixture_pdf).reshape(x.shape)
+            return np.asarray(self.tau_pdf(x), dtype=float).reshape(shape)
+        return self._mixture_at(parameter, x, B.mixture_pdf).reshape(shape)
 
     def quantile(self, parameter: str, q: ArrayLike) -> np.ndarray:
         """Exact posterior quantiles of one scalar parameter.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import sys
@@ -148,6 +149,7 @@ def _max_rhat(dt: xr.DataTree) -> float:
     return float(max(float(rhat[v].max()) for v in rhat.data_vars))
 
 
+@functools.lru_cache(maxsize=None)
 def _versions(nuts_sampler: str) -> tuple[tuple[str, str], ...]:
     """(package, version) of the packages that made the draws."""
     from importlib.metadata import PackageNotFoundError, version

@@ -125,6 +125,43 @@ def test_independent_exact_draws_pass_with_full_table(exact8, eight):
     assert rep.divergences == 0 and rep.treedepth_hits == 0 and len(rep.bfmi) == CHAINS
 
 
+def test_exact_density_is_the_derivative_of_the_exact_cdf(exact8):
+    for name in ("tau", "mu", "theta[A]", "theta_new"):
+        x = np.asarray(exact8.quantile(name, [0.025, 0.5, 0.975]))
+        h = 1e-5 * exact8.sd(name)
+        numeric = (exact8.cdf(name, x + h) - exact8.cdf(name, x - h)) / (2 * h)
+        np.testing.assert_allclose(exact8.pdf(name, x), numeric, rtol=1e-6)
+    assert exact8.pdf("mu", [np.inf, -np.inf]).tolist() == [0.0, 0.0]
+
+
+def test_mcse_uses_the_exact_density_and_the_indicator_ess(exact8):
+    dt = _fake_fit(exact8, seed=3)
+    rep = compare(dt, exact8)
+    t = rep.table
+    post = dt["posterior"]
+    for name, x in (("tau", post["tau"].values), ("theta[C]", post["theta"].sel(study="C").values)):
+        for p in (0.025, 0.5, 0.975):
+            lab = f"q{100 * p:g}"
+            xp = float(exact8.quantile(name, p))
+            ind = xr.Dataset({"i": (("chain", "draw"), (x <= xp).astype(float))})
+            ess = float(az.ess(ind, method="mean")["i"])
+            want = np.sqrt(p * (1 - p) / ess) / float(exact8.pdf(name, xp))
+            assert t.loc[name, f"mcse_{lab}"] == pytest.approx(want, rel=1e-10)
+            assert t.loc[name, f"ess_{lab}"] == pytest.approx(ess, rel=1e-12)
+            assert t.loc[name, f"z_{lab}"] == pytest.approx((np.quantile(x, p) - xp) / want, rel=1e-9)
+            arviz = float(az.mcse(xr.Dataset({"v": (("chain", "draw"), x)}), method="quantile", prob=p)["v"])
+            assert t.loc[name, f"arviz_mcse_{lab}"] == pytest.approx(arviz, rel=1e-12)
+        ess_mean = float(az.ess(xr.Dataset({"v": (("chain", "draw"), x)}), method="mean")["v"])
+        assert t.loc[name, "mcse_mean"] == pytest.approx(exact8.sd(name) / np.sqrt(ess_mean), rel=1e-10)
+    assert (t["mcse_fallbacks"] == 0).all()
+    # ArviZ's z scores are reported, not tested: the tested count is unchanged
+    assert rep.thresholds["n_z_tests"] == 66
+    old = compare(dt, exact8, mcse="arviz").table
+    np.testing.assert_allclose(old["mcse_q97.5"], t["arviz_mcse_q97.5"], rtol=1e-12)
+    with pytest.raises(ValueError, match="mcse"):
+        compare(dt, exact8, mcse="bootstrap")
+
+
 def test_biased_draws_fail_the_z_test(exact8):
     sd = exact8.sd("theta[A]")
     shift = lambda da: da + xr.where(da.study == "A", 0.25 * sd, 0.0)  # noqa: E731
