@@ -22,7 +22,6 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -428,14 +427,10 @@ def batch_manifest(argv: Sequence[str], result: BatchResult) -> dict[str, Any]:
     """What ``metadata.json`` records: command, versions, settings, groups, failures, time."""
     from metapool import __version__
 
-    pkgs = ["metapool", "numpy", "scipy", "pandas", "dask", "distributed"] + (
-        ["pymc", "nutpie"] if result.engine == "nuts" else [])
-    versions = {}
-    for name in pkgs:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "unknown"
+    from metapool.run_info import package_versions
+
+    versions = dict(package_versions(("metapool", "numpy", "scipy", "pandas", "dask", "distributed",
+                                      *(("pymc", "nutpie") if result.engine == "nuts" else ()))))
     failed = result.failed
     return {
         "metapool_version": __version__,

@@ -11,6 +11,8 @@ it lives in the core so that readers of saved fits (validation, the CLI) need no
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -20,7 +22,7 @@ import xarray as xr
 
 from metapool.numfmt import format_pair
 
-__all__ = ["Attempt", "RunInfo", "run_info", "treedepth_hits", "MAX_TREEDEPTH"]
+__all__ = ["package_versions", "Attempt", "RunInfo", "run_info", "treedepth_hits", "MAX_TREEDEPTH"]
 
 #: The NUTS default maximum tree depth (nutpie and PyMC): depth >= this counts as a hit when
 #: the sampler does not record the flag itself.
@@ -301,3 +303,21 @@ def treedepth_hits(sample_stats: xr.Dataset, max_treedepth: int = MAX_TREEDEPTH)
         if depth in sample_stats:
             return int((np.asarray(sample_stats[depth].values) >= max_treedepth).sum())
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def package_versions(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(package, version) of installed packages, in order; "unknown" for one not installed.
+
+    The one place that asks the installation which versions made a result (run attrs,
+    ``metadata.json``); looked up once per process.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in names:
+        try:
+            out.append((name, version(name)))
+        except PackageNotFoundError:
+            out.append((name, "unknown"))
+    return tuple(out)

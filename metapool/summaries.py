@@ -21,16 +21,8 @@ from metapool import layout
 if TYPE_CHECKING:  # xarray is imported where it is used: it is slow to import
     import xarray as xr
 
-__all__ = [
-    "coda_table",
-    "format_coda",
-    "format_table",
-    "format_number",
-    "flat_draws",
-    "CODA_QUANTILES",
-    "CODA_STAT_COLUMNS",
-    "shortest_interval",
-]
+__all__ = ["coda_table", "format_coda", "format_table", "format_number", "flat_draws", "CODA_QUANTILES",
+           "CODA_STAT_COLUMNS", "shortest_interval"]
 
 #: Quantiles coda's ``summary.mcmc`` reports (the package's default set).
 CODA_QUANTILES: tuple[float, ...] = layout.DEFAULT_QUANTILES

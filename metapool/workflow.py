@@ -12,7 +12,6 @@ from __future__ import annotations
 import shlex
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -631,14 +630,10 @@ def fit_files(result: FitResult, studies: Sequence[str] | None = None,
 
 
 def _versions(engine: str) -> dict[str, str]:
-    pkgs = ["metapool", "numpy", "scipy", "pandas", "xarray", "arviz"] + (["pymc", "nutpie"] if engine != "exact" else [])
-    out = {}
-    for name in pkgs:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "unknown"
-    return out
+    from metapool.run_info import package_versions
+
+    extra = ("pymc", "nutpie") if engine != "exact" else ()
+    return dict(package_versions(("metapool", "numpy", "scipy", "pandas", "xarray", "arviz", *extra)))
 
 
 def run_manifest(argv: Sequence[str], result: FitResult | "ValidationResult",

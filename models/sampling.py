@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import os
 import sys
@@ -26,7 +25,7 @@ from metapool.models.pymc_model import build_from_spec, data_values, set_model_d
 from metapool import layout
 from metapool.numfmt import format_pair
 from metapool.prior_groups import add_prior_groups
-from metapool.run_info import Attempt, RunInfo, treedepth_hits
+from metapool.run_info import package_versions, Attempt, RunInfo, treedepth_hits
 from metapool.spec import ModelSpec, model_spec
 from metapool.priors import BetaPrior, TauPrior
 from metapool.likelihood import check_log_likelihood, marginal_log_likelihood
@@ -149,18 +148,10 @@ def _max_rhat(dt: xr.DataTree) -> float:
     return float(max(float(rhat[v].max()) for v in rhat.data_vars))
 
 
-@functools.lru_cache(maxsize=None)
 def _versions(nuts_sampler: str) -> tuple[tuple[str, str], ...]:
     """(package, version) of the packages that made the draws."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = []
-    for pkg in ("metapool", "pymc", "pytensor", *(("nutpie",) if nuts_sampler == "nutpie" else ()), "arviz", "numpy"):
-        try:
-            out.append((pkg, version(pkg)))
-        except PackageNotFoundError:
-            pass
-    return tuple(out)
+    names = ("metapool", "pymc", "pytensor", *(("nutpie",) if nuts_sampler == "nutpie" else ()), "arviz", "numpy")
+    return tuple(v for v in package_versions(names) if v[1] != "unknown")
 
 
 class _Attempt(NamedTuple):

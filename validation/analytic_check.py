@@ -17,17 +17,8 @@ from metapool.validation._common import (
     format_report_table,
     _exact_summary,
 )
-from metapool.validation.verdict import (
-    Failure,
-    Verdict,
-    check,
-    draw_limits,
-    failure_lines,
-    passed_column,
-    pit_rule,
-    verdict,
-    z_rules,
-)
+from metapool.validation.verdict import Failure, Verdict, check, draw_limits, failure_lines
+from metapool.validation.verdict import passed_column, pit_rule, verdict, z_rules
 
 __all__ = ["check_analytic", "AnalyticCheckReport"]
 
