@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--chains", metavar="N", type=_positive_int, help="chains (default 4)")
     cmp_.add_argument("--seed", metavar="N", type=_nonneg_int, help="random seed of the draws")
     cmp_.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
-    _add_out_options(cmp_, "comparison.csv, comparison.json and metadata.json")
+    _add_out_options(cmp_, "comparison.csv/json, model probabilities, comparison.png, index.html and metadata.json")
     cmp_.set_defaults(handler=cmd_compare)
 
     val = sub.add_parser("validate", parents=[common],
@@ -533,7 +533,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     load = lambda f: workflow.load_data(args.data, effect=args.effect, se=args.se, variance=args.variance,  # noqa: E731
                                         label=args.label, covariates=f)
     if args.out:
-        outputs.check_out_dir(args.out, ["comparison.csv", "comparison.json", outputs.MANIFEST], args.overwrite)
+        outputs.check_out_dir(args.out, ["comparison.csv", "comparison.json", "model_probabilities.csv",
+                                         "comparison.png", "index.html", outputs.MANIFEST], args.overwrite)
     res = workflow.compare(args.data, args.models, tau_prior=tau, beta_prior=beta, engine=args.engine,
                            draws=args.draws, chains=args.chains, seed=args.seed,
                            bayes_factors=args.bayes_factors, load=load)
@@ -558,10 +559,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print()
             print(res.bayes_note)
     if args.out:
-        files = [outputs.OutputFile("comparison.csv", lambda p: table.to_csv(p)),
-                 outputs.OutputFile("comparison.json", outputs.write_json(outputs_records(table)))]
-        manifest = {"command": " ".join(["metapool", *args.argv]), "models": args.models,
-                    "engine": args.engine, "seconds": round(res.seconds, 3)}
+        _use_agg()
+        files, manifest = workflow.comparison_files(res, load(None), args.argv)
+        manifest.update(models=args.models, engine=args.engine)
         written = outputs.write_run(args.out, files, manifest, args.overwrite)
         _info(f"wrote {', '.join(written)} to {args.out}")
     return 0

@@ -92,6 +92,9 @@ def table_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     for name, row in table.iterrows():
         rec: dict[str, Any] = {"parameter": str(name)}
         for col, val in row.items():
+            if isinstance(val, (bool, np.bool_, str)) or val is None:
+                rec[str(col)] = jsonable(val)          # flags and text columns stay as they are
+                continue
             v = float(val)
             rec[str(col)] = None if not math.isfinite(v) else v
         out.append(rec)

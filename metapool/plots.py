@@ -34,6 +34,7 @@ from metapool import layout
 from metapool.errors import InputError
 
 __all__ = [
+    "plot_model_comparison",
     "plot_tau_density",
     "plot_conditional_means",
     "plot_shrinkage",
@@ -1188,4 +1189,37 @@ def plot_loo_pit(pit: ArrayLike, *, ax: Any = None, level: float = 0.99) -> Any:
     _ecdf_diff(ax, u, level)
     ax.set(xlabel="LOO-PIT", ylabel="ECDF difference", title=f"LOO-PIT of {u.size} studies")
     ax.legend(frameon=False, fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    return ax
+
+
+def plot_model_comparison(table: Any, ax: Any = None) -> Any:
+    """Expected log predictive density of each compared model with +-2 standard errors.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`metapool.compare_models`'s table (index: model names); the exact ``elpd_exact`` /
+        ``se_exact`` columns when present, else PSIS's ``elpd`` / ``se``.
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import numpy as np
+
+    exact = "elpd_exact" in table.columns and np.isfinite(table["elpd_exact"].astype(float)).any()
+    col, se = ("elpd_exact", "se_exact") if exact else ("elpd", "se")
+    t = table.sort_values(col, ascending=True)
+    ax = _axes(ax)
+    y = np.arange(len(t))
+    ax.errorbar(t[col].astype(float), y, xerr=2 * t[se].astype(float), fmt="o", color=_EXACT_COLOR, capsize=3,
+                label="exact" if exact else "PSIS-LOO")
+    if exact and "elpd" in t.columns:
+        ax.plot(t["elpd"].astype(float), y + 0.15, "s", color=_NUTS_COLOR, label="PSIS-LOO")
+    ax.set_ylim(-0.6, len(t) - 0.4)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_yticks(y, [str(n) for n in t.index])
+    ax.set_xlabel("elpd (leave one study out)" + (", exact" if exact else ", PSIS-LOO") + "  +- 2 se")
+    ax.set_title("Model comparison (higher is better)")
     return ax

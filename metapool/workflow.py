@@ -899,6 +899,34 @@ class ComparisonResult:
     seconds: float
 
 
+def comparison_files(res: ComparisonResult, data: MetaData, argv: Sequence[str]) -> tuple[list[outputs.OutputFile],
+                                                                                             dict[str, Any]]:
+    """The files of ``compare --out`` and its manifest: ``comparison.csv`` / ``.json``, the model
+    probabilities (with proper priors), ``comparison.png`` and ``index.html``."""
+    from metapool import __version__, plots, report
+
+    table = res.table
+    files = [outputs.OutputFile("comparison.csv", outputs.write_table(table)),
+             outputs.OutputFile("comparison.json", outputs.write_json(outputs.table_records(table)))]
+    tables = [report.ReportTable("Leave-one-study-out comparison", table, file="comparison.csv")]
+    if res.probabilities is not None:
+        files.append(outputs.OutputFile("model_probabilities.csv", outputs.write_table(res.probabilities)))
+        tables.append(report.ReportTable("Marginal likelihoods and model probabilities", res.probabilities,
+                                         file="model_probabilities.csv"))
+    files.append(outputs.OutputFile("comparison.png", outputs.write_figure(lambda: plots.plot_model_comparison(table))))
+    figures = [report.ReportFigure("comparison.png", "Expected log predictive density of each model (exact where "
+                                   "the exact engine gives it, PSIS-LOO beside it) with +-2 standard errors.")]
+    names = [f.name for f in files] + ["index.html", outputs.MANIFEST]
+    notes = [res.bayes_note] if res.bayes_note else []
+    command = shlex.join(["metapool", *argv])
+    files.append(outputs.OutputFile("index.html", report.report_writer(
+        lambda: report.render_html(f"metapool compare: {describe_data(data)}", command, data, tables, figures,
+                                   notes, names))))
+    manifest = {"metapool_version": __version__, "command": command, "versions": _versions("nuts"),
+                "seconds": round(res.seconds, 3)}
+    return files, manifest
+
+
 def compare(source: str, models: str, *, tau_prior: Any = None, beta_prior: Any = None, engine: str = "exact",
             draws: int | None = None, chains: int | None = None, seed: int | None = None,
             bayes_factors: bool = False, load: Any = None) -> ComparisonResult:

@@ -7,6 +7,7 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import metapool.datasets
@@ -251,3 +252,20 @@ def test_student_t_nuts_fit_compares_with_the_normal_model():
     assert abs(table.at["t4", "elpd"] - table.at["normal", "elpd_exact"]) < 2 * table.at["t4", "se"]
     with pytest.raises(InputError, match="nu"):
         sample_student_t(eight, nu=-1.0)
+
+
+def test_cli_compare_out_writes_tables_figure_and_report(cli, capsys, tmp_path):
+    from metapool.report import referenced_files
+
+    out = tmp_path / "cmp"
+    assert cli(["compare", "bcg", "--models", "pooled,hierarchical,~ ablat", "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert names == {"comparison.csv", "comparison.json", "comparison.png", "index.html", "metadata.json"}
+    page = (out / "index.html").read_text()
+    assert all((out / f).exists() for f in referenced_files(page))
+    table = pd.read_csv(out / "comparison.csv", index_col=0)
+    assert table.loc["~ ablat", "elpd_exact"] == pytest.approx(-11.245, abs=1e-3)
+    # a second run replaces the first report only with --overwrite
+    assert cli(["compare", "bcg", "--models", "pooled,hierarchical", "--out", str(out)]) == 2
+    assert cli(["compare", "bcg", "--models", "pooled,hierarchical", "--out", str(out), "--overwrite"]) == 0
+    assert "~ ablat" not in pd.read_csv(out / "comparison.csv", index_col=0).index
