@@ -33,16 +33,9 @@ from _original_transcription import original_analysis  # noqa: E402
 
 from metapool import datasets  # noqa: E402
 from metapool.analytic import fit  # noqa: E402
+from _timing import best_of  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
-def best_of(fn, repeat: int = 5) -> float:
-    """Smallest wall time of `repeat` calls (the least disturbed by other load)."""
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def seed_comparison(S: int) -> None:

@@ -26,16 +26,9 @@ import numpy as np
 
 from metapool import analytic, datasets
 from metapool.comparison import build_models, compare_models
+from _timing import best_of  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
-def best_of(fn, repeat: int = 3) -> float:
-    """Smallest wall time of ``repeat`` calls."""
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def _bcg(formula):

@@ -31,6 +31,7 @@ import sys
 import time
 
 import numpy as np
+from _timing import best_of  # benchmarks/ is on sys.path when run as a script
 
 SHAPES = ("equal", "spread", "tau0")
 
@@ -88,13 +89,6 @@ def scaling_table(sizes: list[int], repeat: int) -> None:
           "< 0.1 s at 1e4")
 
 
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def seed_rows(draws: int) -> None:

@@ -125,3 +125,28 @@ def dask_cluster():
         yield cluster
     finally:
         cluster.close()
+
+
+# ----------------------------------------------------------------------------- bundled data
+@pytest.fixture(scope="session")
+def eight():
+    """Eight schools (rounded), as metapool.datasets.load gives it (a test module may shadow it)."""
+    import metapool.datasets
+
+    return metapool.datasets.load("eight_schools")
+
+
+@pytest.fixture(scope="session")
+def bcg():
+    """BCG trials, log risk ratios, intercept only."""
+    import metapool.datasets
+
+    return metapool.datasets.load("bcg")
+
+
+@pytest.fixture(scope="session")
+def bcg_ablat():
+    """BCG trials with absolute latitude as covariate (~ ablat)."""
+    import metapool.datasets
+
+    return metapool.datasets.load("bcg", covariates="~ ablat")

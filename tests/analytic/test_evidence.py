@@ -8,20 +8,9 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-import metapool.datasets
 from metapool import analytic
 from metapool.errors import InputError
 from metapool.priors import parse_tau_prior
-
-
-@pytest.fixture(scope="module")
-def eight():
-    return metapool.datasets.load("eight_schools")
-
-
-@pytest.fixture(scope="module")
-def bcg_ablat():
-    return metapool.datasets.load("bcg", covariates="~ ablat")
 
 
 CASES = [("eight", "halfnormal:10", "normal:0,20"), ("eight", "halfcauchy:5", "normal:5,10"),

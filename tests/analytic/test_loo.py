@@ -14,21 +14,6 @@ from metapool import MetaData, analytic
 from metapool.errors import InputError
 
 
-@pytest.fixture(scope="module")
-def eight():
-    return metapool.datasets.load("eight_schools")
-
-
-@pytest.fixture(scope="module")
-def bcg():
-    return metapool.datasets.load("bcg")
-
-
-@pytest.fixture(scope="module")
-def bcg_ablat():
-    return metapool.datasets.load("bcg", covariates="~ ablat")
-
-
 def _log_marg_tau(tau: float, y, v0, X) -> float:
     """log p(y | tau) under flat priors on tau and beta, up to a constant, by direct linear algebra."""
     V = v0 + tau * tau

@@ -18,16 +18,6 @@ from metapool.errors import InputError
 from metapool.heterogeneity import h_squared, i_squared
 
 
-@pytest.fixture(scope="module")
-def bcg():
-    return metapool.datasets.load("bcg")
-
-
-@pytest.fixture(scope="module")
-def bcg_ablat():
-    return metapool.datasets.load("bcg", covariates="~ ablat")
-
-
 def _reload(formula):
     return metapool.datasets.load("bcg", covariates=formula) if formula else metapool.datasets.load("bcg")
 

@@ -1,0 +1,16 @@
+"""Timing helper shared by the benchmark scripts (imported from their own folder)."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+
+def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
+    """Smallest wall time of ``repeat`` calls of ``fn`` (the least disturbed by other load)."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
