@@ -206,34 +206,17 @@ def shortest_interval(quantile: Callable[[float], float], prob: float = layout.D
     Notes
     -----
     For a unimodal density the width Q(c + prob) - Q(c) is unimodal in c in [0, 1 - prob]; it
-    is minimised by golden-section search (to 1e-12 in c) and compared with the support's end
-    c = 0 (a mode at the lower bound, as tau's posterior often has).
-
-    References
-    ----------
-    Kiefer (1953), Sequential minimax search for a maximum, Proc. Amer. Math. Soc. 4:502-506.
+    is minimised by bounded Brent search (scipy, to 1e-12 in c) and compared with the support's
+    end c = 0 (a mode at the lower bound, as tau's posterior often has).
     """
-    c = _golden_min(lambda c: quantile(c + prob) - quantile(c), 0.0, 1.0 - prob, 1e-12)
+    from scipy.optimize import minimize_scalar  # imported when used: scipy.optimize is slow to import
+
+    res = minimize_scalar(lambda c: quantile(c + prob) - quantile(c), bounds=(0.0, 1.0 - prob),
+                          method="bounded", options={"xatol": 1e-12})
+    c = float(res.x)
     if math.isfinite(lower_bound) and quantile(prob) - lower_bound <= quantile(c + prob) - quantile(c):
         return lower_bound, quantile(prob)
     return quantile(c), quantile(c + prob)
-
-
-def _golden_min(fn: Callable[[float], float], a: float, b: float, tol: float) -> float:
-    """Minimiser of a unimodal fn on [a, b] by golden-section search, to ``tol`` in the argument."""
-    g = (math.sqrt(5.0) - 1.0) / 2.0
-    c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd = fn(c), fn(d)
-    while b - a > tol:
-        if fc <= fd:
-            b, d, fd = d, c, fc
-            c = b - g * (b - a)
-            fc = fn(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + g * (b - a)
-            fd = fn(d)
-    return c if fc <= fd else d
 
 
 # ----------------------------------------------------------------------------- printing
