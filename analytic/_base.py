@@ -88,6 +88,59 @@ class Prepared(NamedTuple):
     sd0: np.ndarray | None = None
     log_prec0: float = 0.0  # sum_k log P0_k = -2 sum_k log sd0_k (the prior's share of log|A|)
     mean0: np.ndarray | None = None  # (p,) prior mean, uncentred (beta_hat near it is offset from it)
+    # Studies sharing (s_j^2, x_j) share their weight 1 / (s_j^2 + tau^2) at every tau: the sums over
+    # studies that :func:`conditional` needs then run over the G distinct rows (see :func:`collapse`).
+    groups: Collapsed | None = None
+
+
+class Collapsed(NamedTuple):
+    """The G distinct (s_j^2, x_j) rows of a dataset with the per-row columns of
+    ``Prepared.stacked`` summed within each, and the number of studies in each."""
+
+    se2: np.ndarray        # (G,)
+    count: np.ndarray      # (G,) studies per row
+    stacked: np.ndarray    # (G, p*p + p + 1) within-row sums of Prepared.stacked
+    stacked_T: np.ndarray  # the same, transposed (C-contiguous)
+
+
+# Collapsing pays when the distinct rows are few: at most this many, and at most 1/COLLAPSE_RATIO of J.
+COLLAPSE_MAX_GROUPS = 4096
+COLLAPSE_RATIO = 8
+
+
+def collapse(se2: np.ndarray, X: np.ndarray, stacked: np.ndarray) -> Collapsed | None:
+    """Sum the studies that share (s_j^2, x_j) into one row each, or None when that saves little.
+
+    Notes
+    -----
+    Every tau-dependent sum of :func:`conditional` has the form sum_j z_j / (s_j^2 + tau^2) or
+    sum_j log(s_j^2 + tau^2); for the n_g studies of one distinct row g they equal
+    Z_g / (s_g^2 + tau^2) and n_g log(s_g^2 + tau^2) with Z_g = sum_{j in g} z_j: exact sufficient
+    statistics, so a million studies with one common standard error cost as much per tau as one.
+    The within-row sums are numpy's pairwise sums over contiguous slices (rounding O(eps log n)).
+    """
+    J = se2.size
+    if J < 2 * COLLAPSE_RATIO:
+        return None
+    # A cheap look first: distinct values among a spread-out sample (sorting a million costs ~0.1 s).
+    probe = se2[:: max(1, J // 1024)]
+    if np.unique(probe).size > min(COLLAPSE_MAX_GROUPS, probe.size // COLLAPSE_RATIO):
+        return None
+    keys = np.column_stack([se2, X])
+    order = np.lexsort(keys.T[::-1])
+    sk = keys[order]
+    new = np.empty(J, dtype=bool)
+    new[0] = True
+    np.any(sk[1:] != sk[:-1], axis=1, out=new[1:])
+    starts = np.flatnonzero(new)
+    G = starts.size
+    if G > COLLAPSE_MAX_GROUPS or G * COLLAPSE_RATIO > J:
+        return None
+    ends = np.append(starts[1:], J)
+    ss = stacked[order]
+    sums = np.stack([ss[a:b].sum(axis=0) for a, b in zip(starts.tolist(), ends.tolist())])
+    return Collapsed(np.ascontiguousarray(sk[starts, 0]), (ends - starts).astype(float),
+                     np.ascontiguousarray(sums), np.ascontiguousarray(sums.T))
 
 
 # A prior sd above this multiple of the data's sd of a coefficient changes nothing representable:
@@ -122,7 +175,7 @@ def prepare(y: np.ndarray, se2: np.ndarray, X: np.ndarray, prec0: np.ndarray, me
         log_prec0 = float(-2.0 * np.log(sd0).sum())
         sd0 = np.minimum(sd0, SD_CAP / np.sqrt(np.diag(A0)))
     return Prepared(y_c, se2, beta_ref, prec0, mean0 - beta_ref, p, stacked, np.ascontiguousarray(stacked.T),
-                    sd0, log_prec0, np.asarray(mean0, dtype=float))
+                    sd0, log_prec0, np.asarray(mean0, dtype=float), collapse(se2, X, stacked))
 
 
 class BetaGivenTau(NamedTuple):
@@ -269,17 +322,22 @@ def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
     """
     pr = prepare(y, se2, X, prec0, mean0) if prepared is None else prepared
     tau = np.atleast_1d(np.asarray(tau, dtype=float))
-    K, J, p = tau.size, pr.se2.size, pr.p
+    K, p = tau.size, pr.p
+    grp = pr.groups
+    se2, stacked, stacked_T, count = ((pr.se2, pr.stacked, pr.stacked_T, None) if grp is None
+                                      else (grp.se2, grp.stacked, grp.stacked_T, grp.count))
+    J = se2.size
     out_lp = np.empty(K)
     out_bh = np.empty((K, p))
     out_cov = np.empty((K, p, p))
     tau2 = tau * tau
 
     def one(sl: slice) -> None:
-        v = np.add.outer(tau2[sl], pr.se2)                     # (k, J)
+        v = np.add.outer(tau2[sl], se2)                        # (k, J)
         w = np.divide(1.0, v)                                  # np.reciprocal is slower here
-        logv = np.log(v, out=v).sum(axis=1)                    # in place: v is not needed again
-        sums = rowdot(w, pr.stacked, pr.stacked_T)                          # X'WX, X'Wy, y'Wy together
+        np.log(v, out=v)                                       # in place: v is not needed again
+        logv = v.sum(axis=1) if count is None else v @ count
+        sums = rowdot(w, stacked, stacked_T)                   # X'WX, X'Wy, y'Wy together
         G = sums[:, : p * p].reshape(-1, p, p)
         bt = beta_given_tau(G, sums[:, p * p: p * p + p], sums[:, -1], pr)
         out_lp[sl] = -0.5 * (bt.logdet + logv + bt.quad)
@@ -642,8 +700,10 @@ def mixture_hdi(prob: float, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
         db = np.clip(np.where(good, db, 0.0), -lim, lim)
         a[active[good]] -= da[good]
         b[active[good]] -= db[good]
-        # Newton converges quadratically: a step below 1e-5 of the width leaves ~1e-10 of it.
-        conv = good & (np.maximum(np.abs(da), np.abs(db)) <= 1e-5 * width) & (np.abs(g1) < 1e-6)
+        # Newton converges quadratically: a step below 1e-7 of the width leaves ~1e-14 of it (a
+        # looser 1e-5 left ~1e-9 sd, as large as the tolerance that interpolation across studies is
+        # checked against, analytic/_rows.py).
+        conv = good & (np.maximum(np.abs(da), np.abs(db)) <= 1e-7 * width) & (np.abs(g1) < 1e-9)
         ok[active[conv]] = True
         active = active[good & ~conv]
     fail = np.flatnonzero(~ok)

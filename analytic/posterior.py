@@ -21,6 +21,7 @@ from metapool.spec import ModelSpec, model_spec
 from metapool import layout
 from metapool.summaries import shortest_interval
 from metapool.analytic import _base as B
+from metapool.analytic import _rows
 from metapool import checks as K
 from metapool.analytic import _checks as C
 from metapool.analytic import _threads as T
@@ -273,8 +274,13 @@ class ExactPosterior:
             m = (cond.beta_hat @ x0)[:, None]
             var = np.einsum("p,kpq,q->k", x0, cond.beta_cov, x0) + tau**2
             return m, np.sqrt(var)[:, None]
-        y, se2, X = d.y[rows], d.variance[rows], d.X[rows]
-        m, v = B.theta_moments(tau, B.Conditional(cond.log_post, cond.beta_hat, cond.beta_cov), y, se2, X)
+        return self._study_moments(kind, tau, cond, d.y[rows], d.variance[rows], d.X[rows])
+
+    @staticmethod
+    def _study_moments(kind: str, tau: np.ndarray, cond: B.Conditional, y: np.ndarray, se2: np.ndarray,
+                       X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Conditional mean and sd (K, R) of theta (or y_pred) of studies (y, se2, X), real or not."""
+        m, v = B.theta_moments(tau, cond, y, se2, X)
         if kind == "y_pred":
             v = v + se2[None, :]
         return m, np.sqrt(v)
@@ -323,7 +329,7 @@ class ExactPosterior:
         R = self._group_size(kind)
         if tau.size * R <= COMPRESS_CELLS or tau.size <= 24:
             return tau, w, cond
-        rows = _representative_rows(self.data) if kind in ("theta", "y_pred") else slice(None)
+        rows = self.problem.representative if kind in ("theta", "y_pred") else slice(None)
         ref = _mixture_probe(self, kind, tau, w, cond, rows)
         k0 = int(np.argmin(tau))
         X = self.data.X[rows] if kind in ("theta", "y_pred") else self.data.X
@@ -353,35 +359,39 @@ class ExactPosterior:
         tau, w, cond = self._mixture_rule(kind)
         R = self._group_size(kind)
         mean_ok, sd_ok = self._exists(kind)
-        tail = (1.0 - prob) / 2.0
+        if kind in ("theta", "y_pred") and _rows.applies(self.data, R):
+            if self._interpolated_rows(kind, tau, w, cond, quantiles, prob, out):
+                return
 
         def rows(sl: slice) -> None:
             m, s = self._group_moments(kind, tau, cond, sl)
-            ref = m[np.argmax(w)]
-            mu = B.wsum(w, m - ref) + ref
-            sdv = np.sqrt(B.wsum(w, s**2 + (m - mu) ** 2))
-            out[sl, 0] = mu if mean_ok else np.nan
-            out[sl, 1] = sdv if sd_ok else np.nan
-            # Quantiles and intervals: nodes of non-negligible weight only (the far tail kept for the
-            # second moments would widen the root brackets by many orders for nothing).
-            sig = w > 1e-18 * w.max()
-            wq, mq, sq = (w[sig] / w[sig].sum(), m[sig], s[sig]) if not sig.all() else (w, m, s)
-            start = B.cornish_fisher(wq, mq, sq, mu, sdv)
-            for i, q in enumerate(quantiles):
-                if q in (0.0, 1.0):                     # the ends of the support
-                    out[sl, 2 + i] = -np.inf if q == 0.0 else np.inf
-                else:
-                    out[sl, 2 + i] = B.mixture_quantile(q, wq, mq, sq, start=start(q))
-            known = {q: out[sl, 2 + i] for i, q in enumerate(quantiles)}
-            lo = known[tail] if tail in known else B.mixture_quantile(tail, wq, mq, sq, start=start(tail))
-            hi = known[1 - tail] if (1 - tail) in known else B.mixture_quantile(1 - tail, wq, mq, sq,
-                                                                                start=start(1 - tail))
-            a, b = B.mixture_hdi(prob, wq, mq, sq, lo, hi)
-            out[sl, -2], out[sl, -1] = a, b
+            _fill_rows(w, m, s, quantiles, prob, out[sl], mean_ok, sd_ok)
 
         # Row chunks write disjoint rows of out; several only for large groups.
         parts = B.chunks(R, tau.size * 8) if kind in ("theta", "y_pred") else [slice(None)]
         T.run([functools.partial(rows, sl) for sl in parts], self.problem.threads)
+
+    def _interpolated_rows(self, kind: str, tau: np.ndarray, w: np.ndarray, cond: B.Conditional,
+                           quantiles: Sequence[float], prob: float, out: np.ndarray) -> bool:
+        """Fill ``out`` for theta or y_pred of an intercept-only model by interpolation across studies
+        (:mod:`metapool.analytic._rows`); False (nothing written) when the interpolant fails its check."""
+        d = self.data
+        mean_ok, sd_ok = self._exists(kind)
+
+        def exact(y: np.ndarray, se2: np.ndarray) -> np.ndarray:
+            res = np.empty((y.size, out.shape[1]))
+            m, s = self._study_moments(kind, tau, cond, y, se2, np.ones((y.size, 1)))
+            _fill_rows(w, m, s, quantiles, prob, res)
+            return res
+
+        mean, sd = self._group_mean_sd(kind, tau, w, cond)
+        plan = _rows.Plan(centre=float(B.wsum(w, cond.beta_hat[:, 0])), spread2=float(B.wsum(w, tau * tau)))
+        if not _rows.summarise(d.y, d.variance, plan, exact, mean, sd, self.problem.representative,
+                               0.1 * self.rtol, out):
+            return False
+        out[:, 0] = mean if mean_ok else np.nan
+        out[:, 1] = sd if sd_ok else np.nan
+        return True
 
     # ----------------------------------------------------------- public summaries
     def summary(self, quantiles: Sequence[float] | None = None, prob: float = 0.95) -> pd.DataFrame:
@@ -665,6 +675,33 @@ class ExactPosterior:
 
 
 # --------------------------------------------------------------------------- fitting
+def _fill_rows(w: np.ndarray, m: np.ndarray, s: np.ndarray, quantiles: Sequence[float], prob: float,
+               out: np.ndarray, mean_ok: bool = True, sd_ok: bool = True) -> None:
+    """Fill ``out`` (R, 2 + len(quantiles) + 2): mean, sd, quantiles and shortest interval of every
+    row of the normal mixtures sum_k w_k N(m_kr, s_kr^2) (m, s of shape (K, R))."""
+    tail = (1.0 - prob) / 2.0
+    ref = m[np.argmax(w)]
+    mu = B.wsum(w, m - ref) + ref
+    sdv = np.sqrt(B.wsum(w, s**2 + (m - mu) ** 2))
+    out[:, 0] = mu if mean_ok else np.nan
+    out[:, 1] = sdv if sd_ok else np.nan
+    # Quantiles and intervals: nodes of non-negligible weight only (the far tail kept for the
+    # second moments would widen the root brackets by many orders for nothing).
+    sig = w > 1e-18 * w.max()
+    wq, mq, sq = (w[sig] / w[sig].sum(), m[sig], s[sig]) if not sig.all() else (w, m, s)
+    start = B.cornish_fisher(wq, mq, sq, mu, sdv)
+    for i, q in enumerate(quantiles):
+        if q in (0.0, 1.0):                     # the ends of the support
+            out[:, 2 + i] = -np.inf if q == 0.0 else np.inf
+        else:
+            out[:, 2 + i] = B.mixture_quantile(q, wq, mq, sq, start=start(q))
+    known = {q: out[:, 2 + i] for i, q in enumerate(quantiles)}
+    lo = known[tail] if tail in known else B.mixture_quantile(tail, wq, mq, sq, start=start(tail))
+    hi = known[1 - tail] if (1 - tail) in known else B.mixture_quantile(1 - tail, wq, mq, sq, start=start(1 - tail))
+    a, b = B.mixture_hdi(prob, wq, mq, sq, lo, hi)
+    out[:, -2], out[:, -1] = a, b
+
+
 class Problem(NamedTuple):
     """Data, bound priors and the per-dataset quantities every evaluation at tau reuses."""
 
@@ -673,6 +710,7 @@ class Problem(NamedTuple):
     beta_prior: object
     prepared: B.Prepared
     threads: int = 1            # for the large (nodes x studies) loops and the draws
+    representative: np.ndarray | None = None   # _representative_rows(data), found once
 
 
 def _problem(data: MetaData, tau_prior, beta_prior, threads: int = 1) -> Problem:
@@ -683,7 +721,7 @@ def _problem(data: MetaData, tau_prior, beta_prior, threads: int = 1) -> Problem
     with np.errstate(over="ignore", divide="ignore"):
         prec0 = beta_prior.precision(p)
     prep = B.prepare(data.y, data.variance, data.X, prec0, beta_prior.mean(p), sd0=sd0)
-    return Problem(data, tau_prior, beta_prior, prep, threads)
+    return Problem(data, tau_prior, beta_prior, prep, threads, _representative_rows(data))
 
 
 def _conditional(tau, prob: Problem) -> B.Conditional:
@@ -960,7 +998,7 @@ def _summary_keys(post: ExactPosterior) -> tuple[np.ndarray, np.ndarray]:
     cond = B.Conditional(post.cond.log_post[keep], post.cond.beta_hat[keep], post.cond.beta_cov[keep])
     w = post.weights[keep]
     for kind in ("beta", "theta", "theta_new"):
-        rows = _representative_rows(post.data) if kind == "theta" else None
+        rows = post.problem.representative if kind == "theta" else None
         m, s = post._group_mean_sd(kind, post.tau_nodes[keep], w, cond, rows)
         mean_ok, sd_ok = post._exists(kind)
         sc = np.maximum(s, np.finfo(float).tiny) if sd_ok else np.maximum(np.abs(m), 1.0)
