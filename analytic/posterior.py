@@ -93,10 +93,7 @@ class ExactPosterior:
     @functools.cached_property
     def _names(self) -> np.ndarray:
         """The flat names as an object array, built once (2J + p + 2 strings)."""
-        names = layout.flat_names(self.data)
-        out = np.empty(len(names), dtype=object)
-        out[:] = names
-        return out
+        return layout.flat_name_array(self.data)
 
     def _exists(self, kind: str) -> tuple[bool, bool]:
         return self.spec.moments_exist(kind)

@@ -115,8 +115,19 @@ def theta_parameters(data: Any, name: str = "theta") -> tuple[str, ...]:
 
 def flat_names(data: Any) -> tuple[str, ...]:
     """Every reported parameter in table order: tau, coefficients, theta[..], theta_new, y_pred[..]."""
-    return ("tau", *coef_parameters(data), *theta_parameters(data), "theta_new",
-            *theta_parameters(data, "y_pred"))
+    return tuple(flat_name_array(data))
+
+
+def flat_name_array(data: Any) -> np.ndarray:
+    """:func:`flat_names` as an object array, filled in place (no intermediate tuples: a million
+    studies give two million names)."""
+    coef, labels = coef_parameters(data), data.labels
+    J, p = len(labels), len(coef)
+    out = np.empty(2 * J + p + 2, dtype=object)
+    out[0], out[1:1 + p], out[1 + p + J] = "tau", coef, "theta_new"
+    out[1 + p:1 + p + J] = [f"theta[{s}]" for s in labels]
+    out[2 + p + J:] = [f"y_pred[{s}]" for s in labels]
+    return out
 
 
 def variable_dims(data: Any) -> dict[str, tuple[str, ...]]:
