@@ -9,7 +9,8 @@ Prints
    - ``equal``: every standard error 1, y ~ N(0, 1 + 0.3^2) (tau = 0.3);
    - ``spread``: standard errors log-uniform over two orders of magnitude (0.1 .. 10), tau = 0.3;
    - ``tau0``: standard errors 1, y ~ N(0, 1) (tau = 0: the posterior of tau piles up at 0).
-   Per row: tau nodes, fit, summary (every parameter's mean, sd, quantiles and shortest
+   Per row: tau nodes, the rows the sums over studies run over (J, or the distinct (s_j, x_j)
+   when studies sharing them are collapsed into exact sufficient sums), fit, summary (every parameter's mean, sd, quantiles and shortest
    interval), fit + summary, peak resident memory (VmHWM of a child process that runs only that
    row), and the cost per study relative to the J = 10^5 row of the same shape.
 2. seed_countries (79 studies): fit + summary, and fit + 10,000 draws against numpy drawing the
@@ -59,7 +60,9 @@ for _ in range(repeat):
     sm = post.summary(); t3 = time.perf_counter()
     best_f, best_s = min(best_f, t2 - t1), min(best_s, t3 - t2)
 assert np.isfinite(sm.to_numpy()).all()
-print(json.dumps({"nodes": int(post.tau_nodes.size), "fit": best_f, "summary": best_s,
+g = post.problem.prepared.groups
+print(json.dumps({"nodes": int(post.tau_nodes.size), "rows": int(J if g is None else g.se2.size),
+                  "fit": best_f, "summary": best_s,
                   "peak_mb": peak_mb(), "error": float(post.error_estimate)}))
 """
 
@@ -72,7 +75,7 @@ def run_row(shape: str, J: int, repeat: int) -> dict:
 
 
 def scaling_table(sizes: list[int], repeat: int) -> None:
-    print(f"{'shape':7s} {'J':>9s} {'nodes':>6s} {'fit s':>8s} {'summary s':>10s} {'total s':>8s} "
+    print(f"{'shape':7s} {'J':>9s} {'nodes':>6s} {'rows':>7s} {'fit s':>8s} {'summary s':>10s} {'total s':>8s} "
           f"{'peak MB':>8s} {'per study vs 1e5':>17s} {'vs previous':>12s}")
     for shape in SHAPES:
         rows = {J: run_row(shape, J, repeat) for J in sizes}
@@ -82,7 +85,7 @@ def scaling_table(sizes: list[int], repeat: int) -> None:
         for J, r in rows.items():
             rel = per[J] / per[ref_J]
             step = f"{per[J] / per[prev]:11.2f}x" if prev else f"{'':12s}"
-            print(f"{shape:7s} {J:9d} {r['nodes']:6d} {r['fit']:8.3f} {r['summary']:10.3f} "
+            print(f"{shape:7s} {J:9d} {r['nodes']:6d} {r['rows']:7d} {r['fit']:8.3f} {r['summary']:10.3f} "
                   f"{r['fit'] + r['summary']:8.3f} {r['peak_mb']:8.0f} {rel:16.2f}x {step}")
             prev = J
     print("targets: per-study cost rises <= 1.5x between neighbouring rows; total < 3 s and < 1024 MB at 1e6; "
