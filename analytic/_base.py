@@ -126,8 +126,9 @@ def collapse(se2: np.ndarray, X: np.ndarray, stacked: np.ndarray) -> Collapsed |
     probe = se2[:: max(1, J // 1024)]
     if np.unique(probe).size > min(COLLAPSE_MAX_GROUPS, probe.size // COLLAPSE_RATIO):
         return None
-    keys = np.column_stack([se2, X])
-    order = np.lexsort(keys.T[::-1])
+    varying = X[:, np.any(X != X[:1], axis=0)]          # constant columns (the intercept) split nothing
+    keys = np.column_stack([se2, varying])
+    order = np.argsort(se2, kind="stable") if varying.shape[1] == 0 else np.lexsort(keys.T[::-1])
     sk = keys[order]
     new = np.empty(J, dtype=bool)
     new[0] = True

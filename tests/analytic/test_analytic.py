@@ -715,7 +715,6 @@ def test_mixture_rule_keeps_quantiles_where_moments_agree():
         assert np.max(np.abs(got - full) / sm["sd"].to_numpy()[2 + rows]) < 1e-9
 
 
-@pytest.mark.slow
 def test_node_count_follows_the_posterior_not_J():
     """Equal errors, 10^5 and 10^6 studies: p(tau | y) narrows by sqrt(10), the rule keeps its size
     (a million studies used to take 936 nodes against 192)."""
