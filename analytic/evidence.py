@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 from scipy import special
 
 from metapool import layout
 from metapool.errors import InputError
 from metapool.analytic import _base as B
 
-if TYPE_CHECKING:  # xarray is imported where it is used: it is slow to import
+if TYPE_CHECKING:  # pandas and xarray are imported where they are used: they are slow to import
+    import pandas as pd
     import xarray as xr
 
 __all__ = ["log_evidence", "log_likelihood_tau", "BayesFactors", "bayes_factors", "model_probabilities",
@@ -111,6 +111,8 @@ class BayesFactors:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per hypothesis: ``BF01``, ``BF10``, ``log10_BF10``, ``method``."""
+        import pandas as pd
+
         rows = [("tau = 0", self.tau0, "ratio of marginal likelihoods")]
         rows += [(f"{name} = 0", bf, "Savage-Dickey") for name, bf in self.coef0.items()]
         t = pd.DataFrame(rows, columns=["hypothesis", "BF01", "method"]).set_index("hypothesis")
@@ -192,6 +194,8 @@ def model_probabilities(models: Mapping[str, Any], prior: Mapping[str, float] | 
         Index ``model``; columns ``log_evidence``, ``prior``, ``posterior`` and ``bayes_factor``
         (p(y | M) / p(y | M_best) against the model with the largest marginal likelihood).
     """
+    import pandas as pd
+
     names = list(models)
     if not names:
         raise InputError("model_probabilities needs at least one model")
@@ -257,6 +261,8 @@ class ModelAverage:
 
     def summary(self, quantiles: Sequence[float] = layout.DEFAULT_QUANTILES) -> pd.Series:
         """mean, sd and quantiles of the averaged posterior (exact)."""
+        import pandas as pd
+
         mean = float(self.w @ self.m)
         sd = float(math.sqrt(self.w @ (self.s**2 + (self.m - mean) ** 2)))
         vals = {"mean": mean, "sd": sd}

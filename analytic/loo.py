@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 from scipy import special
 
 from metapool import layout
@@ -24,7 +23,8 @@ from metapool.errors import InputError
 from metapool.spec import ModelSpec
 from metapool.analytic import _base as B
 
-if TYPE_CHECKING:  # xarray is imported where it is used: it is slow to import
+if TYPE_CHECKING:  # pandas and xarray are imported where they are used: they are slow to import
+    import pandas as pd
     import xarray as xr
 
 __all__ = ["ExactLOO", "StudyPredictive", "loo", "psis_loo", "PsisLOO", "compare_psis", "elpd_se",
@@ -87,6 +87,8 @@ class ExactLOO:
 
 
 def _table(data: MetaData, preds: list[StudyPredictive]) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     for j, pr in enumerate(preds):
         y = float(data.y[j])
@@ -286,6 +288,7 @@ def psis_loo(dt) -> PsisLOO:
        importance sampling. Journal of Machine Learning Research 25(72), 1-58.
     """
     import arviz as az
+    import pandas as pd
 
     if "log_likelihood" not in dt.children:
         raise InputError("the fit has no log_likelihood group: sample with predictive=True")
@@ -332,6 +335,8 @@ def compare_psis(exact: ExactLOO, psis: PsisLOO) -> pd.DataFrame:
         Index ``study``; columns ``elpd_exact``, ``elpd_psis``, ``diff`` (PSIS minus exact),
         ``pareto_k``, ``k_ok`` (k < 0.7).
     """
+    import pandas as pd
+
     t = pd.DataFrame({"elpd_exact": exact.pointwise["elpd_loo"]})
     t["elpd_psis"] = psis.pointwise["elpd_psis"].reindex(t.index)
     t["diff"] = t["elpd_psis"] - t["elpd_exact"]

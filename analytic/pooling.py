@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import pandas as pd
 from scipy import special
 
 from metapool import checks, layout
@@ -23,7 +22,8 @@ from metapool.likelihood import LOG_2PI, check_log_likelihood
 from metapool.priors import BetaPrior, parse_beta_prior
 from metapool.analytic.loo import ExactLOO, StudyPredictive, from_predictives
 
-if TYPE_CHECKING:  # xarray is imported where it is used: it is slow to import
+if TYPE_CHECKING:  # pandas and xarray are imported where they are used: they are slow to import
+    import pandas as pd
     import xarray as xr
 
 __all__ = ["PooledPosterior", "NoPoolingPosterior", "fit_pooled", "fit_unpooled", "normal_summary"]
@@ -43,6 +43,8 @@ def normal_summary(mean: np.ndarray, sd: np.ndarray, quantiles: Sequence[float] 
 
 
 def _frame(names: Sequence[str], rows: np.ndarray, quantiles, prob) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(rows, index=pd.Index(list(names), name="parameter"),
                         columns=list(layout.summary_columns(quantiles, prob)))
 

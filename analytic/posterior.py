@@ -8,10 +8,9 @@ import math
 import numbers
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Mapping, NamedTuple, Sequence
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import special
 
@@ -25,6 +24,9 @@ from metapool.analytic import _rows
 from metapool import checks as K
 from metapool.analytic import _checks as C
 from metapool.analytic import _threads as T
+
+if TYPE_CHECKING:  # pandas is imported where it is used: it is slow to import
+    import pandas as pd
 
 __all__ = ["fit", "check_proper", "ExactPosterior", "MomentWarning", "DEFAULT_QUANTILES"]
 
@@ -433,6 +435,8 @@ class ExactPosterior:
             R = self._group_size(kind)
             self._group_summary(kind, qs, prob, out[row:row + R])
             row += R
+        import pandas as pd  # imported when used: importing the engine stays free of pandas
+
         index = pd.Index(self._names, dtype=object, copy=False, name="parameter")
         return pd.DataFrame(out, index=index, columns=cols, copy=False)
 

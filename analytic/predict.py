@@ -12,19 +12,22 @@ import numbers
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
 
 from metapool import checks, layout
 from metapool.errors import InputError
 from metapool.analytic import _base as B
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from metapool.analytic.posterior import ExactPosterior
 
 __all__ = ["predict"]
 
 
 def _rows_and_index(post: "ExactPosterior", newdata: Any) -> tuple[np.ndarray, list[Any]]:
+    import pandas as pd
+
     X = post.data.design_rows(newdata)
     index = list(newdata.index) if isinstance(newdata, pd.DataFrame) else list(range(X.shape[0]))
     return X, index
@@ -73,6 +76,8 @@ def predict(post: "ExactPosterior", newdata: Any, quantiles: Sequence[float] | N
     .. [1] Higgins, J. P. T., Thompson, S. G. and Spiegelhalter, D. J. (2009). A re-evaluation
        of random-effects meta-analysis. JRSS A 172(1), 137-159 (prediction intervals).
     """
+    import pandas as pd
+
     qs = checks.probability_tuple("quantiles", layout.DEFAULT_QUANTILES if quantiles is None else quantiles)
     if not (isinstance(prob, numbers.Real) and 0.0 < prob < 1.0):
         raise InputError(f"prob must be a probability in (0, 1), got {prob!r}")

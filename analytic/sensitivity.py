@@ -9,14 +9,16 @@ model per prior.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-import pandas as pd
 
 from metapool import checks, layout
 from metapool.errors import InputError
 from metapool.priors import parse_tau_prior
+
+if TYPE_CHECKING:  # pandas is imported where it is used: it is slow to import
+    import pandas as pd
 
 __all__ = ["transform_summary", "heterogeneity_posterior", "r2_posterior", "sensitivity",
            "scale_sensitivity", "SENSITIVITY_QUANTILES"]
@@ -65,6 +67,8 @@ def heterogeneity_posterior(post, quantiles: Sequence[float] = layout.DEFAULT_QU
     the typical within-study variance of :func:`metapool.heterogeneity.s2_typical`. I^2 is
     bounded, so its mean and sd always exist.
     """
+    import pandas as pd
+
     from metapool import heterogeneity as het  # statsmodels: imported when used
 
     d = post.data
@@ -152,6 +156,8 @@ def sensitivity(data, tau_priors: Sequence[Any], beta_prior: Any = None, *, x_ne
         Index ``tau_prior`` (spec strings); columns ``PARAM:STAT`` for PARAM in tau, the
         coefficients and theta_new, STAT in mean, sd and the quantile columns.
     """
+    import pandas as pd
+
     import warnings
 
     from metapool.analytic.posterior import MomentWarning, fit

@@ -1,9 +1,12 @@
 """metapool: Bayesian hierarchical meta-analysis, exact (``metapool.analytic``) and by NUTS
-(``metapool.models``), cross-checked by ``metapool.validation``."""
+(``metapool.models``), cross-checked by ``metapool.validation``.
+
+Only :class:`MetaData` is imported with the package; every other public name (``read_csv``,
+``datasets``, ``priors``, ``compare_models``, ``batch``) is imported on first use (PEP 562), so
+``import metapool.analytic`` and the command line load neither pandas nor what else they do not use.
+"""
 
 from metapool.data import MetaData
-from metapool.io import read_csv
-from metapool import datasets, priors
 
 __version__ = "0.1.0"
 
@@ -11,15 +14,29 @@ __all__ = ["MetaData", "__version__"]
 __all__ += ["read_csv", "datasets", "priors"]
 __all__ += ["compare_models", "batch"]
 
+# name -> (module, attribute or None for the module itself)
+_LAZY = {
+    "read_csv": ("metapool.io", "read_csv"),
+    "datasets": ("metapool.datasets", None),
+    "priors": ("metapool.priors", None),
+    "compare_models": ("metapool.comparison", "compare_models"),  # top layer
+    "batch": ("metapool.batches", "batch"),                       # top layer
+}
+
 
 def __getattr__(name: str):
-    """``metapool.compare_models``, ``metapool.batch`` (top layer, imported on first use so the core stays light)."""
-    if name == "compare_models":
-        from metapool.comparison import compare_models
+    """The public names of ``_LAZY``, imported on first use (``metapool.datasets``, ``metapool.read_csv``, ...)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'metapool' has no attribute {name!r}")
+    import importlib
 
-        return compare_models
-    if name == "batch":
-        from metapool.batches import batch
+    module, attr = _LAZY[name]
+    value = importlib.import_module(module)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
 
-        return batch
-    raise AttributeError(f"module 'metapool' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

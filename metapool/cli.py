@@ -408,9 +408,9 @@ def _describe_file(args: argparse.Namespace) -> None:
     """Say how a CSV file was read when something about it was detected rather than given."""
     from pathlib import Path
 
-    from metapool.io import sniff
-
     if Path(args.data).is_file():
+        from metapool.io import sniff
+
         fmt = sniff(args.data, args.sep, args.encoding)
         if fmt.detected:
             _info(f"read {args.data}: {fmt.describe()}")

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any, Callable, Mapping, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Sequence
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.special import poch
 
 from metapool.data import MetaData, _as_float_vector
 from metapool.frames import default_labels as _default_labels
 from metapool.frames import show as _show
 from metapool.errors import InputError
+
+if TYPE_CHECKING:  # pandas is imported where it is used: the CLI's help lists the measures without it
+    import pandas as pd
 
 __all__ = [
     "MEASURES", "LAYOUTS", "DESCRIPTIONS", "LOG_MEASURES", "TO_OPTIONS", "VTYPES",
@@ -155,6 +156,8 @@ def hedges_correction(m: ArrayLike) -> np.ndarray:
     m = np.asarray(m, dtype=float)
     if np.any(~(m > 1)):
         raise InputError(f"Hedges' correction needs degrees of freedom m > 1; got {m[~(m > 1)].ravel()[0]!r}")
+    from scipy.special import poch
+
     return poch((m - 1.0) / 2.0, 0.5) / np.sqrt(m / 2.0)
 
 
@@ -359,6 +362,8 @@ def _resolve(
     measure: str, data: pd.DataFrame | None, label: Any, columns: Mapping[str, Any]
 ) -> tuple[str, dict[str, str], dict[str, np.ndarray], pd.DataFrame, list[str]]:
     """Pick the layout from the roles given; return (layout, column names, raw values, base table, labels)."""
+    import pandas as pd
+
     layout = _layout(measure, set(columns))
     roles = LAYOUTS[layout]
     if data is not None:
@@ -408,6 +413,8 @@ def _layout(measure: str, given: set[str]) -> str:
 
 
 def _raw_vector(values: Any, role: str) -> np.ndarray:
+    import pandas as pd
+
     if isinstance(values, (str, bytes)):
         raise InputError(f"without data, {role} must be an array of values; got the string {values!r} "
                          "(pass data=... to name columns)")

@@ -4,7 +4,9 @@ Used by :meth:`metapool.MetaData.from_dataframe` (and so by :func:`metapool.read
 :mod:`metapool.effects`) and by :meth:`metapool.MetaData.design_row`. Every check names the
 column, the study (label and row) and the value as written; nothing is dropped, clipped or
 reordered. Covariates are a list of numeric columns (intercept plus those columns) or a one-sided
-formula evaluated by formulaic (imported only when covariates are given).
+formula evaluated by formulaic (imported only when covariates are given). pandas is imported when
+a table is handled, not with this module: :meth:`MetaData.from_arrays` uses only
+:func:`default_labels` and :func:`show`, and the exact engine's import stays free of pandas.
 """
 
 from __future__ import annotations
@@ -12,19 +14,34 @@ from __future__ import annotations
 import keyword
 import re
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from metapool.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["require_columns", "column_values", "study_labels", "default_labels", "show",
            "design_from_frame", "design_row_from_values", "design_rows_from_frame", "default_new_study",
            "describe_new_study"]
 
 Design = tuple[np.ndarray, tuple[str, ...], "str | None", "pd.DataFrame | None", "object | None"]
+
+
+def is_numeric_dtype(s: Any) -> bool:
+    """pandas' ``is_numeric_dtype`` (pandas imported on first use)."""
+    from pandas.api.types import is_numeric_dtype as numeric
+
+    return numeric(s)
+
+
+def is_bool_dtype(s: Any) -> bool:
+    """pandas' ``is_bool_dtype`` (pandas imported on first use)."""
+    from pandas.api.types import is_bool_dtype as boolean
+
+    return boolean(s)
 
 
 def show(v: Any) -> str:
@@ -78,6 +95,8 @@ def study_labels(df: pd.DataFrame, label: Any) -> list[str]:
 
 
 def _is_missing(v: Any) -> bool:
+    import pandas as pd
+
     try:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
@@ -254,6 +273,8 @@ def design_row_from_values(data: Any, values: Mapping[str, Any]) -> np.ndarray:
     if "Intercept" in values and "Intercept" not in expected:
         raise InputError(f"new-study covariates: the intercept is 1 for every study; give only {expected}")
     _check_keys(values, expected, "covariates")
+    import pandas as pd
+
     frame = pd.DataFrame({c: [values[c]] for c in expected}, index=[0])
     try:
         return _encode(data, spec, frame, expected)[0]
@@ -283,6 +304,8 @@ def design_rows_from_frame(data: Any, newdata: pd.DataFrame) -> np.ndarray:
         Missing or unknown columns, missing or non-finite values, a category level the fit did
         not see (naming column, row and value), or a table without rows.
     """
+    import pandas as pd
+
     if not isinstance(newdata, pd.DataFrame):
         raise InputError(f"newdata must be a pandas DataFrame of covariate values; got {type(newdata).__name__}")
     if len(newdata) == 0:

@@ -19,12 +19,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from metapool.errors import InputError
+
+if TYPE_CHECKING:  # pandas is imported where it is used: it is slow to import
+    import pandas as pd
 
 __all__ = [
     "OutputFile",
@@ -141,6 +143,8 @@ def write_draws(dt: Any, path: Path) -> None:
     reloads it identically (see :func:`netcdf_tree`). The CSV has columns ``chain``, ``draw``
     and one per flat parameter name (``tau``, ``mu``, ``theta[A]``, ..., ``y_pred[A]``).
     """
+    import pandas as pd
+
     if path.suffix == ".nc":
         netcdf_tree(dt).to_netcdf(path, engine=NETCDF_ENGINE)
         return

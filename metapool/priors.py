@@ -38,7 +38,6 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import gammaln, logsumexp
 
 from metapool.errors import InputError
 from metapool.prior_registry import Family, Param, Registered, forms, parse_spec, register
@@ -334,11 +333,13 @@ class HalfStudentTTau(TauPrior):
         return self.nu + 1.0
 
     def _logpdf_support(self, t):
+        from scipy import special  # imported when used: parsing priors (the CLI's help) needs no scipy
+
         nu, s = self.nu, self.scale
         const = (
             _LOG_2
-            + gammaln(0.5 * (nu + 1.0))
-            - gammaln(0.5 * nu)
+            + special.gammaln(0.5 * (nu + 1.0))
+            - special.gammaln(0.5 * nu)
             - 0.5 * (math.log(nu) + _LOG_PI)
             - math.log(s)
         )
@@ -440,7 +441,9 @@ def dumouchel_s0(se: ArrayLike) -> float:
     s = np.asarray(se, dtype=float).ravel()
     if s.size == 0 or not np.all(np.isfinite(s)) or not np.all(s > 0):
         raise InputError("DuMouchelTau: standard errors must be finite and > 0 to compute s0")
-    log_sum_prec = logsumexp(-2.0 * np.log(s))
+    from scipy import special
+
+    log_sum_prec = special.logsumexp(-2.0 * np.log(s))
     return float(math.exp(0.5 * (math.log(s.size) - log_sum_prec)))
 
 

@@ -14,11 +14,11 @@ import math
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from metapool import layout
 
-if TYPE_CHECKING:  # xarray is imported where it is used: it is slow to import
+if TYPE_CHECKING:  # pandas and xarray are imported where they are used: they are slow to import
+    import pandas as pd
     import xarray as xr
 
 __all__ = ["coda_table", "format_coda", "format_table", "format_number", "flat_draws", "CODA_QUANTILES",
@@ -177,6 +177,8 @@ def coda_table(
     qs = [float(q) for q in quantiles]
     qv = np.quantile(pooled, qs, axis=0).T if qs else np.empty((len(named), 0))
     columns = [*CODA_STAT_COLUMNS, *(_quantile_header(q) for q in qs)]
+    import pandas as pd
+
     table = pd.DataFrame(
         np.column_stack([mean, sd, naive, ts_se, qv]),
         index=pd.Index(list(named), name="parameter"),
@@ -270,6 +272,8 @@ def format_table(table: pd.DataFrame, digits: int = 4) -> str:
     str
         ``DataFrame.to_string`` output; NaN prints as ``NA``.
     """
+    import pandas as pd
+
     formatters = {
         c: _column_formatter(str(c), digits)
         for c in table.columns

@@ -13,15 +13,17 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from metapool import layout, outputs
 from metapool.data import MetaData
 from metapool.errors import InputError
 from metapool.spec import ModelSpec, model_spec
+
+if TYPE_CHECKING:  # pandas is imported where it is used: `metapool --help` and argument errors do without it
+    import pandas as pd
 
 __all__ = [
     "ENGINES",
@@ -424,6 +426,8 @@ def read_newdata(path: str | Path, data: MetaData, *, sep: str | None = None,
     InputError
         No such file, no rows, unknown or missing columns, bad values.
     """
+    import pandas as pd
+
     from metapool import io
 
     p = Path(path)
@@ -470,6 +474,8 @@ def predict(result: FitResult, newdata: Any, seed: int | None = None) -> pd.Data
 
 def prediction_frame(predictions: pd.DataFrame, newdata: pd.DataFrame) -> pd.DataFrame:
     """A prediction table with each row's covariate values beside it (``predictions.csv``)."""
+    import pandas as pd
+
     flat = predictions.reset_index()
     cov = newdata.copy()
     cov.index = pd.Index(list(newdata.index), dtype=object, name="row")
@@ -728,6 +734,8 @@ def validation_files(result: ValidationResult, command: str | None = None) -> li
     """``report.csv`` (the comparison table), ``compare_densities.png`` (tau and the coefficients),
     the tau density (exact with the NUTS density overlaid), the shrinkage and forest plots of the
     NUTS draws, and ``index.html``."""
+    import pandas as pd
+
     from metapool import plots, report
 
     names = validation_file_names(result.spec.data)
