@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import math
@@ -126,16 +127,96 @@ class ExactPosterior:
 
         Notes
         -----
-        For a unimodal density the interval [Q(c), Q(c + prob)] is shortest where the density is
-        equal at both ends: g(c) = f(Q(c)) - f(Q(c + prob)) rises through 0 on [0, 1 - prob].
-        g(0) >= 0 (the mode at 0, as it often is for tau) gives [0, Q(prob)]; otherwise the root
-        is bracketed and found by the Illinois variant of regula falsi, on the CDF interpolant and
-        its derivative (the density interpolant), to 1e-14 in c.
+        For a unimodal density the interval [a, b] is shortest where F(b) - F(a) = prob and the
+        density is equal at both ends. If the density at tau = 0 is at least that at Q(prob)
+        (the mode at 0, as it often is for tau) the interval is [0, Q(prob)]. Otherwise both
+        conditions are solved by Newton's method in (a, b) in the quadrature coordinate x
+        (log tau, or tau on a user grid), on the CDF interpolant and its first two derivatives
+        (closed form per panel: :meth:`_tau_panel`), from the equal-tailed interval: with
+        log f = log f_x(x) - x (f_x the density in x), G1 = F(b) - F(a) - prob and
+        G2 = log f(a) - log f(b) have the Jacobian [[-f_x(a), f_x(b)], [k(a), -k(b)]],
+        k = f_x' / f_x - 1. Where Newton does not converge (a density that is not unimodal, or
+        flat), the root of g(c) = f(Q(c)) - f(Q(c + prob)) on [0, 1 - prob] is bracketed and
+        found by the Illinois variant of regula falsi (:meth:`_tau_hdi_bracketed`).
 
         References
         ----------
         Dowell & Jarratt (1971), BIT 11:168-174 (the Illinois method).
         """
+        tail = (1.0 - prob) / 2.0
+        t = self.tau_quantile(np.array([prob, 1.0 - prob, tail, 1.0 - tail]))
+        low = 0.0 if self.coordinate == "log" else float(self.rule.edges[0])
+        f0, f_top, f_bottom, f_end = self._tau_density_interp(np.array([low, t[0], t[1], self.tau_prior.upper]))
+        if f0 - f_top >= 0:
+            return low, float(t[0])
+        if not f_bottom - f_end > 0:        # not unimodal as assumed: the general search
+            return shortest_interval(lambda c: float(self.tau_quantile(c)), prob, lower_bound=0.0)
+        ends = self._tau_hdi_newton(prob, float(t[2]), float(t[3]))
+        if ends is None:
+            return self._tau_hdi_bracketed(prob)
+        lo, hi = ends
+        if t[0] - low <= hi - lo:          # a density flat near 0: the support's end is as short
+            return low, float(t[0])
+        return lo, hi
+
+    @functools.cached_property
+    def _tau_panels(self) -> tuple[list[float], list[list[float]], list[list[float]], list[list[float]]]:
+        """Panel edges and, per panel, the CDF interpolant's Legendre coefficients and those of its
+        first and second derivatives, as Python lists (for scalar evaluation in :meth:`_tau_panel`)."""
+        d1 = self._cdf_dcoef
+        return (self.rule.edges.tolist(), self._cdf_coef.tolist(), d1.tolist(), B.legendre_derivative(d1).tolist())
+
+    def _tau_panel(self, x: float) -> tuple[float, float, float]:
+        """The CDF interpolant F, its density f_x = dF/dx and f_x' at one x of the quadrature coordinate."""
+        edges, c, d1, d2 = self._tau_panels
+        if x <= edges[0]:
+            if self.coordinate != "log":
+                return 0.0, 0.0, 0.0
+            F = float(self._cum[0]) * math.exp(x - edges[0])   # the closed-form tail (_left_tail)
+            return F, F, F
+        if x >= edges[-1]:
+            return 1.0, 0.0, 0.0
+        i = min(bisect.bisect_right(edges, x) - 1, len(edges) - 2)
+        half = 0.5 * (edges[i + 1] - edges[i])
+        u = (x - edges[i]) / half - 1.0
+        return (float(self._cum[i]) + B._clenshaw(u, c[i]), B._clenshaw(u, d1[i]) / half,
+                B._clenshaw(u, d2[i]) / (half * half))
+
+    def _tau_hdi_newton(self, prob: float, lo: float, hi: float, max_iter: int = 50) -> tuple[float, float] | None:
+        """Newton's method for the shortest interval from (lo, hi) (see :meth:`tau_hdi`); None if it
+        does not converge to an interval inside the support."""
+        log = self.coordinate == "log"
+        if not (0.0 < lo < hi and math.isfinite(hi)) if log else not (lo < hi and math.isfinite(hi)):
+            return None
+        lc = 1.0 if log else 0.0
+        a, b = (math.log(lo), math.log(hi)) if log else (lo, hi)
+        for _ in range(max_iter):
+            Fa, fa, da = self._tau_panel(a)
+            Fb, fb, db = self._tau_panel(b)
+            if not (fa > 0.0 and fb > 0.0):
+                return None
+            g1 = Fb - Fa - prob
+            ka, kb = da / fa - lc, db / fb - lc
+            g2 = (math.log(fa) - lc * a) - (math.log(fb) - lc * b)
+            det = fa * kb - fb * ka
+            if not (det != 0.0 and math.isfinite(det)):
+                return None
+            step_a = (-kb * g1 - fb * g2) / det
+            step_b = (-fa * g2 - ka * g1) / det
+            width = b - a
+            lim = 0.5 * width                    # damp steps that would cross or flip the interval
+            step_a, step_b = max(-lim, min(lim, step_a)), max(-lim, min(lim, step_b))
+            a, b = a - step_a, b - step_b
+            # Quadratic convergence: a step below 1e-9 of the width leaves ~1e-18 of it.
+            if max(abs(step_a), abs(step_b)) <= 1e-9 * width and abs(g1) <= 1e-12:
+                if not b > a:
+                    return None
+                return (math.exp(a), math.exp(b)) if log else (a, b)
+        return None
+
+    def _tau_hdi_bracketed(self, prob: float) -> tuple[float, float]:
+        """The shortest interval by the Illinois method on g(c) = f(Q(c)) - f(Q(c + prob)) (see
+        :meth:`tau_hdi`): the fallback where Newton's method does not converge."""
         def g(c: float) -> float:
             t = self.tau_quantile(np.array([c, c + prob]))
             f = self._tau_density_interp(t)
@@ -398,49 +479,57 @@ class ExactPosterior:
                        compress: bool = True) -> None:
         """Fill ``out`` (every row after tau) for all kinds at once: one stacked mixture
         (:meth:`_stacked_moments`), means and sds from the full rule, quantiles and intervals
-        from a compressed rule that passes :meth:`_ladder_rule` (or the full rule), solved in one
-        loop each (:func:`metapool.analytic._base.summarise_mixtures`)."""
+        of each row from the compressed rule that passes :meth:`_ladder_rules` for it (or the full
+        rule), solved in one loop per rule (:func:`metapool.analytic._base.summarise_mixtures`)."""
         tau, w, cond = self._full_rule
         m, s = self._stacked_moments(tau, cond)
-        rule = None
+        R = m.shape[1]
+        parts = [(np.arange(R), None)]
         if compress:
             mean, sd = B.mixture_mean_sd(w, m, s)
-            rule = self._ladder_rule(tau, w, cond, mean, sd)
-        res = B.summarise_mixtures(w, m, s, tuple(quantiles), prob, rule=rule)
+            parts = self._ladder_rules(tau, w, cond, mean, sd)
+        res = B.MixtureSummary(np.empty(R), np.empty(R), np.empty((len(quantiles), R)), np.empty(R), np.empty(R))
+        for cols, rule in parts:
+            got = B.summarise_mixtures(w, m[:, cols], s[:, cols], tuple(quantiles), prob, rule=rule)
+            for full, part in zip(res, got):
+                full[..., cols] = part
         row = 0
         for kind in ("beta", "theta", "theta_new", "y_pred"):
-            R = self._group_size(kind)
-            sl = slice(row, row + R)
+            n = self._group_size(kind)
+            sl = slice(row, row + n)
             _fill_rows(out, sl, B.MixtureSummary(*(v[..., sl] for v in res)), self._exists(kind))
-            row += R
+            row += n
 
-    def _ladder_rule(self, tau: np.ndarray, w: np.ndarray, cond: B.Conditional, mean: np.ndarray,
-                     sd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The smallest compressed Gauss rule (weights, stacked means and sds) whose mixtures agree
-        with the next smaller rule of LADDER and with the full rule's moments to 0.1 rtol; None
-        (use the full rule) when no rule of LADDER does, a moment does not exist, or the full
-        rule is not much larger than the candidates.
+    def _ladder_rules(self, tau: np.ndarray, w: np.ndarray, cond: B.Conditional, mean: np.ndarray,
+                      sd: np.ndarray) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]]:
+        """The rows (columns of the stacked mixture) that a compressed Gauss rule of LADDER passes,
+        with that rule (weights, means and sds of those rows): each row's mixtures agree with the
+        next smaller rule's and with the full rule's moments to 0.1 rtol; and the rows that no
+        rule passes, with None (the full rule); all rows with None when a moment does not exist
+        or the full rule is not much larger than the candidates.
 
         Notes
         -----
         The n-node Gauss rule for the posterior of v = log(tau^2 + h) (:meth:`_compressed`)
         integrates every polynomial in v of degree 2n - 1 exactly against the full rule's
-        discrete measure. The mixture CDFs Phi((x - m(tau)) / s(tau)) and the moments are analytic
-        in v near the support (the poles of w_j = tau^2 / (tau^2 + s_j^2) and the branch point of
-        s(tau) at tau^2 = -h move to complex v), so the error of the n-node rule falls
-        geometrically, like rho^(-2n) for some rho > 1: a rule with more nodes is more accurate,
-        and the difference between two consecutive rules of LADDER (ratio <= 1.5) is within a
-        factor 1 + rho^(-2 (n' - n)) of the smaller rule's own error. A rule n' is accepted when
-        (i) its CDFs at mean + (-2, -0.7, 0, 0.7, 2) sd of every row differ from rule n's by less
-        than 0.1 rtol of the row's sd in quantile units (dF / (f sd): a CDF error dF moves a
-        quantile by dF / f), and (ii) its means and sds equal the full rule's (computed exactly
-        anyway) to 0.1 rtol of the sd: n' is then at least as accurate as that bound, and its
-        quantiles and shortest intervals (solved from those CDFs) are within 0.1 rtol of the
-        full rule's. The reported means and sds always come from the full rule. Moments alone
-        are not enough: they can agree to 1e-15 while quantiles differ by 1e-3 (a narrow
-        component of theta_j's posterior from tau near 0), hence the CDF comparison; comparing
-        consecutive rules instead of each against the full rule saves the full rule's special
-        functions at every probe point (~2-4 ms per kind for 79 studies).
+        discrete measure. Where a row's mixture CDF Phi((x - m(tau)) / s(tau)) and moments are
+        analytic in v near the support, the n-node rule's error falls geometrically, like
+        rho^(-2n) for some rho > 1: a rule with more nodes is more accurate, and the difference
+        between two consecutive rules of LADDER (ratio <= 1.5) is within a factor
+        1 + rho^(-2 (n' - n)) of the smaller rule's own error. A rule n' is accepted for a row when
+        (i) its CDF at mean + (-2, -0.7, 0, 0.7, 2) sd differs from rule n's by less than 0.1 rtol
+        of the row's sd in quantile units (dF / (f sd): a CDF error dF moves a quantile by
+        dF / f), and (ii) its mean and sd equal the full rule's (computed exactly anyway) to
+        0.1 rtol of the sd: n' is then at least as accurate as that bound, and the row's
+        quantiles and shortest interval (solved from those CDFs) are within 0.1 rtol of the full
+        rule's. Rows whose singularities lie close to the support converge slowly (a pole of
+        w_j = tau^2 / (tau^2 + s_j^2) or a zero of s(tau)^2 next to log h) and fall through to
+        the full rule, row by row. The rows that pass take the largest rule that any of them
+        needed (more accurate still for the others; one solve for all of them). The reported
+        means and sds always come from the full rule. Moments alone are not enough: they can agree to 1e-15 while quantiles differ by 1e-3
+        (a narrow component of theta_j's posterior from tau near 0), hence the CDF comparison;
+        comparing consecutive rules instead of each against the full rule saves the full rule's
+        special functions at every probe point (~2-4 ms per kind for 79 studies).
 
         References
         ----------
@@ -448,24 +537,27 @@ class ExactPosterior:
         (Gauss rules for discrete measures) and Trefethen (2008), SIAM Review 50:67-87
         (geometric convergence of Gauss quadrature for analytic integrands).
         """
+        R = mean.size
+        everything = [(np.arange(R), None)]
         if tau.size < 3 * LADDER[-1] or not all(
                 all(self._exists(k)) for k in ("tau", "beta", "theta", "theta_new", "y_pred")):
-            return None
+            return everything
         X = self.data.X
         k0 = int(np.argmin(tau))
         h = float(np.median(np.einsum("jp,pq,jq->j", X, cond.beta_cov[k0], X)))
         if not (h > 0 and np.all(np.isfinite(sd)) and np.all(sd > 0)):
-            return None
-        scale = sd
-        pts = mean + np.array([-2.0, -0.7, 0.0, 0.7, 2.0])[:, None] * scale
+            return everything
+        pts = mean + np.array([-2.0, -0.7, 0.0, 0.7, 2.0])[:, None] * sd
         tol = 0.1 * self.rtol
+        todo = np.ones(R, dtype=bool)
+        best = None
         prev = None
-        rules = self._compressed_nodes(LADDER, "logv", h, tau, w)
-        if any(t.size != n or not np.all(np.isfinite(t)) for (t, _), n in zip(rules, LADDER)):
-            return None           # a measure on fewer distinct points (numerically) than a rule's nodes
-        for nodes in (rules[:-1], rules[-1:]):
-            cond_all = _conditional(np.concatenate([t for t, _ in nodes]), self.problem)
-            M, S = self._stacked_moments(np.concatenate([t for t, _ in nodes]), cond_all)
+        for sizes in (LADDER[:-1], LADDER[-1:]):        # the largest only when needed
+            nodes = self._compressed_nodes(sizes, "logv", h, tau, w)
+            if any(t.size != n or not np.all(np.isfinite(t)) for (t, _), n in zip(nodes, sizes)):
+                break             # a measure on fewer distinct points (numerically) than a rule's nodes
+            both = np.concatenate([t for t, _ in nodes])
+            M, S = self._stacked_moments(both, _conditional(both, self.problem))
             start = 0
             for tn, wn in nodes:
                 sl = slice(start, start + tn.size)
@@ -477,12 +569,25 @@ class ExactPosterior:
                     if prev is not None:
                         pdf = np.einsum("k,pkr->pr", wn, np.exp(-0.5 * z * z) / sn[None]) / math.sqrt(2 * math.pi)
                         mu_n, sd_n = B.mixture_mean_sd(wn, mn, sn)
-                        err = max(np.max(np.abs(cdf - prev) / np.maximum(pdf * scale, np.finfo(float).tiny)),
-                                  np.max(np.abs(mu_n - mean) / scale), np.max(np.abs(sd_n - sd) / scale))
-                        if err < tol:
-                            return wn, mn, sn
+                        err = np.maximum(np.max(np.abs(cdf - prev) / np.maximum(pdf * sd, np.finfo(float).tiny),
+                                                axis=0),
+                                         np.maximum(np.abs(mu_n - mean), np.abs(sd_n - sd)) / sd)
+                        ok = todo & (err < tol)       # NaN errors never pass
+                        if ok.any():
+                            todo &= ~ok
+                            best = (wn, mn, sn)
+                            if not todo.any():
+                                break
                 prev = cdf
-        return None
+            if not todo.any():
+                break
+        out = []
+        if best is not None:            # every row that passed, on the largest rule any needed
+            cols = np.flatnonzero(~todo)
+            out.append((cols, (best[0], best[1][:, cols], best[2][:, cols])))
+        if todo.any():
+            out.append((np.flatnonzero(todo), None))
+        return out
 
     # ----------------------------------------------------------- public summaries
     def summary(self, quantiles: Sequence[float] | None = None, prob: float = 0.95) -> pd.DataFrame:
