@@ -705,8 +705,8 @@ def mixture_mean_sd(w: np.ndarray, m: np.ndarray, s: np.ndarray) -> tuple[np.nda
 
 
 def summarise_mixtures(w: np.ndarray, m: np.ndarray, s: np.ndarray, quantiles: tuple[float, ...],
-                       prob: float, rule: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-                       ) -> MixtureSummary:
+                       prob: float, rule: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                       moments: tuple[np.ndarray, np.ndarray] | None = None) -> MixtureSummary:
     """Mean, sd, quantiles and shortest interval of every row of sum_k w_k N(m_kr, s_kr^2).
 
     Parameters
@@ -717,6 +717,8 @@ def summarise_mixtures(w: np.ndarray, m: np.ndarray, s: np.ndarray, quantiles: t
     rule : (w, m, s), optional
         Another rule for the same mixtures (fewer nodes: a compressed Gauss rule) used for the
         quantiles and intervals; the means and sds always come from (w, m, s).
+    moments : (mean, sd), optional
+        :func:`mixture_mean_sd` of (w, m, s), when the caller has them.
 
     Notes
     -----
@@ -728,7 +730,7 @@ def summarise_mixtures(w: np.ndarray, m: np.ndarray, s: np.ndarray, quantiles: t
     above 1e-18 of the largest enter those loops (the far tail kept for the second moments would
     widen the root brackets by many orders for nothing).
     """
-    mu, sdv = mixture_mean_sd(w, m, s)
+    mu, sdv = mixture_mean_sd(w, m, s) if moments is None else moments
     wq, mq, sq = (w, m, s) if rule is None else rule
     sig = wq > 1e-18 * wq.max()
     if not sig.all():

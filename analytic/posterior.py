@@ -484,15 +484,17 @@ class ExactPosterior:
         tau, w, cond = self._full_rule
         m, s = self._stacked_moments(tau, cond)
         R = m.shape[1]
-        parts = [(np.arange(R), None)]
-        if compress:
-            mean, sd = B.mixture_mean_sd(w, m, s)
-            parts = self._ladder_rules(tau, w, cond, mean, sd)
-        res = B.MixtureSummary(np.empty(R), np.empty(R), np.empty((len(quantiles), R)), np.empty(R), np.empty(R))
-        for cols, rule in parts:
-            got = B.summarise_mixtures(w, m[:, cols], s[:, cols], tuple(quantiles), prob, rule=rule)
-            for full, part in zip(res, got):
-                full[..., cols] = part
+        mean, sd = B.mixture_mean_sd(w, m, s)
+        parts = self._ladder_rules(tau, w, cond, mean, sd) if compress else [(np.arange(R), None)]
+        if len(parts) == 1:
+            res = B.summarise_mixtures(w, m, s, tuple(quantiles), prob, rule=parts[0][1], moments=(mean, sd))
+        else:
+            res = B.MixtureSummary(np.empty(R), np.empty(R), np.empty((len(quantiles), R)), np.empty(R), np.empty(R))
+            for cols, rule in parts:
+                got = B.summarise_mixtures(w, m[:, cols], s[:, cols], tuple(quantiles), prob, rule=rule,
+                                           moments=(mean[cols], sd[cols]))
+                for full, part in zip(res, got):
+                    full[..., cols] = part
         row = 0
         for kind in ("beta", "theta", "theta_new", "y_pred"):
             n = self._group_size(kind)
