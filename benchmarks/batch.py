@@ -14,8 +14,10 @@ Measured 2026-12-02 on the shared 2-core development machine (one process, CPU t
 best of runs, ``metapool.batch(..., n_jobs=1)``): about 10-14 ms (fit ~4, summary ~5, building
 the group ~0.5, the rest the table), against about 27 ms before the stacked summary (the
 summary alone was ~20 ms). The machine's load average was 6-11 throughout (other developers'
-jobs), so the 10,000-group wall time then (393 s on 2 processes) says little; on an idle
-machine 10,000 groups need about 10,000 x 12 ms / 2 cores = 60 s or less.
+jobs), so the 10,000-group wall times then (137 s on 2 processes at a load of ~7, 393 s at
+~10) say little; on an idle machine 10,000 groups need about 10,000 x 12 ms / 2 cores = 60 s
+or less (600 groups: local processes ~6 s once started, the first call ~7 s more to start
+them; Dask's table identical).
 """
 
 from __future__ import annotations
