@@ -8,6 +8,7 @@ Everything here works on plain arrays so it can be tested against closed forms i
 from __future__ import annotations
 
 import functools
+import math
 from functools import lru_cache
 from typing import Callable, NamedTuple
 
@@ -569,21 +570,50 @@ def gauss_rule_for_measure(t: np.ndarray, w: np.ndarray, n: int) -> tuple[np.nda
     Gautschi (2004), Orthogonal Polynomials: Computation and Approximation, sec. 2.2.
     Golub & Welsch (1969), Math. Comp. 23:221-230.
     """
+    return gauss_rules_for_measure(t, w, (n,))[0]
+
+
+def gauss_rules_for_measure(t: np.ndarray, w: np.ndarray, ns: tuple[int, ...]
+                            ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The Gauss rules of every size in ``ns`` for the discrete measure sum_k w_k delta(t_k),
+    from one run of the Stieltjes procedure (the n-point rule needs the first n recurrence
+    coefficients: the eigenvalues and first eigenvector components of the leading n x n
+    Jacobi matrix, Golub & Welsch)."""
     w = w / w.sum()
-    n = min(n, int((w > 0).sum()))
-    alpha, beta = np.zeros(n), np.zeros(n)
+    n_max = min(max(ns), int((w > 0).sum()))
+    alpha, beta = np.zeros(n_max), np.zeros(n_max)
     p_prev, p_cur = np.zeros_like(t), np.ones_like(t)
     norm_prev = 1.0
-    for k in range(n):
-        norm = np.sum(w * p_cur**2)
-        alpha[k] = np.sum(w * t * p_cur**2) / norm
+    for k in range(n_max):
+        wp = w * p_cur
+        norm = float(wp @ p_cur)
+        if not (norm > 0.0 and math.isfinite(norm)):   # fewer distinct points than asked (numerically)
+            n_max = k
+            break
+        alpha[k] = float(wp @ (t * p_cur)) / norm
         beta[k] = norm / norm_prev if k > 0 else 1.0
         p_next = (t - alpha[k]) * p_cur - (beta[k] if k > 0 else 0.0) * p_prev
         p_prev, p_cur, norm_prev = p_cur, p_next, norm
+    from scipy.linalg import lapack
+
     off = np.sqrt(beta[1:])
-    J = np.diag(alpha) + np.diag(off, 1) + np.diag(off, -1)
-    nodes, vecs = np.linalg.eigh(J)
-    return nodes, vecs[0, :] ** 2
+    out = []
+    for n in ns:
+        n = min(n, n_max)
+        if n == 0:
+            out.append((np.zeros(0), np.zeros(0)))
+            continue
+        if n == 1:
+            out.append((alpha[:1].copy(), np.ones(1)))
+            continue
+        # LAPACK's implicit QL (dsteqr): dense eigh and the MRRR driver (scipy's
+        # eigh_tridiagonal) call threaded BLAS that stalled up to 0.1 s per 48 x 48 problem on a
+        # busy machine; this one never did (benchmarks/scaling.py).
+        nodes, vecs, info = lapack.dstev(alpha[:n], off[:n - 1])
+        if info != 0:
+            raise np.linalg.LinAlgError(f"tridiagonal eigenproblem did not converge (dstev info {info})")
+        out.append((nodes, vecs[0, :] ** 2))
+    return out
 
 
 def _point_mass_safe(fn):
@@ -611,9 +641,12 @@ def mixture_pdf(x: np.ndarray, w: np.ndarray, m: np.ndarray, sd: np.ndarray) -> 
 
 
 @_point_mass_safe
-def mixture_quantile(q: float, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
+def mixture_quantile(q: float | np.ndarray, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
                      start: np.ndarray | None = None, max_iter: int = 200) -> np.ndarray:
     """Quantile q of every row of a normal mixture by bracketed Halley iteration (vectorised).
+
+    ``q`` is one probability for every row or an array of one per row (R,), so that many
+    quantiles of many mixtures are solved in one loop (columns of m and sd repeated per q).
 
     Notes
     -----
@@ -624,6 +657,7 @@ def mixture_quantile(q: float, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
     """
     lo = (m - 40.0 * sd).min(axis=0)
     hi = (m + 40.0 * sd).max(axis=0)
+    q = np.broadcast_to(np.asarray(q, dtype=float), lo.shape)
     if start is None:
         mean = wsum(w, m)
         sdm = np.sqrt(np.maximum(wsum(w, sd**2 + (m - mean) ** 2), 0.0))
@@ -638,7 +672,7 @@ def mixture_quantile(q: float, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
         xa, la, ha = x[active], lo[active], hi[active]
         z = (xa[None, :] - ma) / sa
         phi = np.exp(-0.5 * z * z) * inv_sqrt_2pi / sa
-        F = wsum(w, special.ndtr(z)) - q
+        F = wsum(w, special.ndtr(z)) - q[active]
         f = wsum(w, phi)
         fp = -wsum(w, phi * z / sa)
         la = np.where(F < 0, xa, la)
@@ -748,3 +782,69 @@ def mixture_hdi(prob: float, w: np.ndarray, m: np.ndarray, sd: np.ndarray,
     for r in fail:  # rare: multimodal or flat rows
         a[r], b[r] = shortest_interval(lambda qq: mixture_quantile(qq, w, m[:, [r]], sd[:, [r]])[0], prob)
     return a, b
+
+
+class MixtureSummary(NamedTuple):
+    """Summaries of R normal mixtures (see :func:`summarise_mixtures`)."""
+
+    mean: np.ndarray        # (R,)
+    sd: np.ndarray          # (R,)
+    quantiles: np.ndarray   # (Q, R)
+    hdi_low: np.ndarray     # (R,)
+    hdi_high: np.ndarray    # (R,)
+
+
+def mixture_mean_sd(w: np.ndarray, m: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd of every row of sum_k w_k N(m_kr, s_kr^2) (w normalised), shifted before
+    squaring (by the heaviest node's mean) so that a large common offset does not cancel."""
+    ref = m[np.argmax(w)]
+    mu = wsum(w, m - ref) + ref
+    return mu, np.sqrt(wsum(w, s**2 + (m - mu) ** 2))
+
+
+def summarise_mixtures(w: np.ndarray, m: np.ndarray, s: np.ndarray, quantiles: tuple[float, ...],
+                       prob: float, rule: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                       moments: tuple[np.ndarray, np.ndarray] | None = None) -> MixtureSummary:
+    """Mean, sd, quantiles and shortest interval of every row of sum_k w_k N(m_kr, s_kr^2).
+
+    Parameters
+    ----------
+    w : (K,) normalised weights; m, s : (K, R) conditional means and sds.
+    quantiles : probabilities in [0, 1] (0 and 1 give -inf and inf).
+    prob : probability of the shortest interval.
+    rule : (w, m, s), optional
+        Another rule for the same mixtures (fewer nodes: a compressed Gauss rule) used for the
+        quantiles and intervals; the means and sds always come from (w, m, s).
+    moments : (mean, sd), optional
+        :func:`mixture_mean_sd` of (w, m, s), when the caller has them.
+
+    Notes
+    -----
+    Every quantile of every row, with the equal-tailed interval that starts the shortest-interval
+    search, is solved in one bracketed Halley loop (:func:`mixture_quantile` with one column per
+    (quantile, row) pair, started from the Cornish-Fisher expansion of :func:`cornish_fisher`),
+    and every shortest interval in one Newton loop (:func:`mixture_hdi`): the number of numpy
+    calls does not grow with the number of quantiles or groups of rows. Only nodes of weight
+    above 1e-18 of the largest enter those loops (the far tail kept for the second moments would
+    widen the root brackets by many orders for nothing).
+    """
+    mu, sdv = mixture_mean_sd(w, m, s) if moments is None else moments
+    wq, mq, sq = (w, m, s) if rule is None else rule
+    sig = wq > 1e-18 * wq.max()
+    if not sig.all():
+        wq, mq, sq = wq[sig] / wq[sig].sum(), mq[sig], sq[sig]
+    R = m.shape[1]
+    tail = (1.0 - prob) / 2.0
+    inner = [q for q in quantiles if 0.0 < q < 1.0]
+    solve = list(dict.fromkeys(inner + [tail, 1.0 - tail]))
+    start = cornish_fisher(wq, mq, sq, mu, sdv)
+    starts = [start(q) for q in solve]
+    cols = np.tile(np.arange(R), len(solve))
+    x = mixture_quantile(np.repeat(solve, R), wq, mq[:, cols], sq[:, cols],
+                         start=None if starts[0] is None else np.concatenate(starts))
+    found = dict(zip(solve, x.reshape(len(solve), R)))
+    qout = np.empty((len(quantiles), R))
+    for i, q in enumerate(quantiles):
+        qout[i] = -np.inf if q == 0.0 else np.inf if q == 1.0 else found[q]
+    a, b = mixture_hdi(prob, wq, mq, sq, found[tail], found[1.0 - tail])
+    return MixtureSummary(mu, sdv, qout, a, b)

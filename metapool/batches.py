@@ -129,10 +129,36 @@ class _Job:
     columns: tuple[str, ...]
 
 
-def _fit_group(frame: pd.DataFrame, key: Any, seed: np.random.SeedSequence, job: _Job) -> pd.DataFrame:
-    """The summary of one group (raises InputError for bad data)."""
-    data = MetaData.from_dataframe(frame, job.effect, se=job.se, variance=job.variance, label=job.label,
-                                   covariates=job.covariates, name=str(key))
+class _Columns:
+    """A task's data columns taken out of its frame once (``frames.column_values``), so that a
+    group without covariates is built from slices of them (:meth:`MetaData._from_columns`, the
+    checks and messages of :meth:`MetaData.from_dataframe`) instead of a frame of its own."""
+
+    def __init__(self, frame: pd.DataFrame, job: _Job) -> None:
+        from metapool import frames
+
+        self.y = frames.column_values(frame, job.effect)
+        self.se = None if job.se is None else frames.column_values(frame, job.se)
+        self.variance = None if job.variance is None else frames.column_values(frame, job.variance)
+        self.labels = None if job.label is None else frame[job.label].tolist()
+
+    def data(self, a: int, b: int, key: Any, job: _Job) -> MetaData:
+        return MetaData._from_columns(
+            b - a, self.y[a:b], None if self.se is None else self.se[a:b],
+            None if self.variance is None else self.variance[a:b],
+            None if self.labels is None else self.labels[a:b], job.effect, job.se, job.variance, job.label,
+            str(key))
+
+
+def _no_covariates(covariates: Any) -> bool:
+    return covariates is None or (not isinstance(covariates, str) and len(covariates) == 0)
+
+
+def _fit_group(frame: pd.DataFrame | MetaData, key: Any, seed: np.random.SeedSequence, job: _Job) -> pd.DataFrame:
+    """The summary of one group (raises InputError for bad data): its rows, or its data already built."""
+    data = frame if isinstance(frame, MetaData) else MetaData.from_dataframe(
+        frame, job.effect, se=job.se, variance=job.variance, label=job.label, covariates=job.covariates,
+        name=str(key))
     if job.engine == "exact":
         from metapool import analytic
 
@@ -154,11 +180,13 @@ def _fit_chunk(task: tuple[pd.DataFrame, list[tuple[int, Any, int, int, np.rando
     errors: dict[int, str] = {}
     warned: dict[int, str] = {}
     width = len(job.columns)
+    columns = _Columns(frame, job) if _no_covariates(job.covariates) else None
     for i, key, a, b, seed in spans:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                table = _fit_group(frame.iloc[a:b].reset_index(drop=True), key, seed, job)
+                rows = columns.data(a, b, key, job) if columns is not None else frame.iloc[a:b].reset_index(drop=True)
+                table = _fit_group(rows, key, seed, job)
             except InputError as exc:
                 table = None
                 errors[i] = " ".join(str(exc).split())
@@ -172,7 +200,8 @@ def _fit_chunk(task: tuple[pd.DataFrame, list[tuple[int, Any, int, int, np.rando
         else:
             pos.append(np.full(len(table), i))
             params.extend(table.index)
-            blocks.append(table.reindex(columns=list(job.columns)).to_numpy(dtype=float))
+            same = tuple(table.columns) == job.columns
+            blocks.append((table if same else table.reindex(columns=list(job.columns))).to_numpy(dtype=float))
     return np.concatenate(pos), params, np.vstack(blocks), errors, warned
 
 

@@ -424,16 +424,29 @@ class MetaData:
             raise InputError("give exactly one of 'se' (a column of standard errors) and "
                              "'variance' (a column of sampling variances)")
         frames.require_columns(df, [("effect", effect), ("se", se), ("variance", variance), ("label", label)])
-        if len(df) < 2:
-            raise InputError(f"need at least 2 studies for a hierarchical model; the table has {len(df)} row(s)")
-        labels = frames.study_labels(df, label)
-        columns = {"effect": effect, "se": se, "variance": variance}
-        y, s = effects_and_se(
-            frames.column_values(df, effect), None if se is None else frames.column_values(df, se),
-            None if variance is None else frames.column_values(df, variance), labels,
-            columns={k: v for k, v in columns.items() if v is not None},
-        )
-        X, names, formula, table, spec = frames.design_from_frame(df, covariates, labels)
+        return cls._from_columns(
+            len(df), frames.column_values(df, effect), None if se is None else frames.column_values(df, se),
+            None if variance is None else frames.column_values(df, variance),
+            None if label is None else df[label].tolist(), effect, se, variance, label, name,
+            design=lambda labels: frames.design_from_frame(df, covariates, labels))
+
+    @classmethod
+    def _from_columns(cls, n: int, y: np.ndarray, se: np.ndarray | None, variance: np.ndarray | None,
+                      label_values: list | None, effect: str, se_col: str | None, variance_col: str | None,
+                      label_col: str | None, name: str | None, design=None) -> "MetaData":
+        """The checks and construction of :meth:`from_dataframe` on a table's columns already taken
+        out (``frames.column_values``; label values as a list): :func:`metapool.batch` slices
+        them per group. ``design(labels)`` gives ``(X, names, formula, table, spec)`` (default:
+        the intercept only)."""
+        if n < 2:
+            raise InputError(f"need at least 2 studies for a hierarchical model; the table has {n} row(s)")
+        labels = frames.default_labels(n) if label_col is None else frames.labels_from_values(label_values, label_col)
+        columns = {"effect": effect, "se": se_col, "variance": variance_col}
+        y, s = effects_and_se(y, se, variance, labels, columns={k: v for k, v in columns.items() if v is not None})
+        if design is None:
+            X, names, formula, table, spec = np.ones((n, 1)), ("Intercept",), None, None, None
+        else:
+            X, names, formula, table, spec = design(labels)
         return cls(y=y, se=s, labels=tuple(labels), X=X, coef_names=names, name=name,
                    covariates=table, formula=formula, model_spec=spec)
 

@@ -80,7 +80,12 @@ def study_labels(df: pd.DataFrame, label: Any) -> list[str]:
     """Study labels as strings: the label column, or ``"1".."J"``; missing or duplicates raise."""
     if label is None:
         return default_labels(len(df))
-    raw = df[label].tolist()
+    return labels_from_values(df[label].tolist(), label)
+
+
+def labels_from_values(raw: Sequence[Any], label: Any) -> list[str]:
+    """Study labels as strings from the values of the label column ``label``; missing or
+    duplicates raise (rows counted from 1 within ``raw``)."""
     labels: list[str] = []
     seen: dict[str, int] = {}
     for i, v in enumerate(raw):

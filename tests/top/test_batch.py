@@ -175,3 +175,35 @@ def test_nuts_groups_get_their_own_seed_sequence_child(table, monkeypatch):
                                        "engine", "error", "warning"]
     ok = res.table[res.table["error"].isna()]
     assert (ok["engine"] == "nuts").all() and ok["ess_bulk"].gt(0).all() and res.n_failed == 3
+
+
+def _bad_groups_table() -> pd.DataFrame:
+    """Groups that fail in every way a group's data can (each message is MetaData.from_dataframe's),
+    text in a numeric column, variances instead of standard errors, and good groups between."""
+    rows = [("g1", "s1", 0.1, 0.04), ("g1", "s2", 0.5, 0.09), ("g1", "s3", -0.2, 0.01),
+            ("dup", "s1", 0.1, 0.04), ("dup", "s1", 0.2, 0.04), ("dup", "s3", 0.3, 0.04),
+            ("nan", "s1", float("nan"), 0.04), ("nan", "s2", 0.1, 0.04),
+            ("zero", "s1", 0.1, 0.0), ("zero", "s2", 0.1, 0.04),
+            ("nolabel", None, 0.1, 0.04), ("nolabel", "s2", 0.2, 0.04),
+            ("single", "s1", 0.1, 0.04),
+            ("g2", "t1", 0.3, 0.02), ("g2", "t2", 0.1, 0.05), ("g2", "t3", 0.6, 0.03), ("g2", "t4", 0.2, 0.08)]
+    return pd.DataFrame(rows, columns=["review", "study", "y", "v"])
+
+
+@pytest.mark.parametrize("label", ["study", None])
+def test_groups_built_from_column_slices_equal_groups_built_from_frames(monkeypatch, label):
+    """The fast path (no covariates: each group from slices of the task's columns) gives the same
+    table, byte for byte, as building every group with MetaData.from_dataframe, errors included."""
+    from metapool import batches
+
+    table = _bad_groups_table()
+    opts = dict(effect="y", variance="v", label=label, tau_prior="halfnormal:1", n_jobs=1, progress=False)
+    fast = metapool.batch(table, "review", **opts)
+    monkeypatch.setattr(batches, "_no_covariates", lambda covariates: False)
+    slow = metapool.batch(table, "review", **opts)
+    assert fast.table.equals(slow.table)
+    errors = fast.table.set_index("group")["error"]
+    assert errors.loc["single"].startswith("need at least 2 studies")
+    assert ("duplicate study label" in errors.loc["dup"]) == (label is not None)
+    assert errors.loc["nan"].startswith("column 'y'") and "zero" in errors.loc["zero"]
+    assert fast.n_failed == (5 if label is not None else 3)
