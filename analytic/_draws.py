@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import weakref
+from queue import Empty, SimpleQueue
 from typing import NamedTuple
 
 import numpy as np
@@ -50,6 +52,43 @@ def _beta_given_R(R: np.ndarray, pr: B.Prepared, z: np.ndarray) -> np.ndarray:
     return bt.mean + bt.deviates(z)
 
 
+class CdfTable:
+    """tau by the inverse CDF: ``numpy.interp(u, F, tau)`` for uniforms u in [0, 1), bit for bit,
+    with the cell of each u found from a bucket table instead of a binary search.
+
+    F rises from 0 to 1 (ties allowed). The cell j of u (F_j <= u < F_{j+1}) starts at the last
+    F_j <= k / K for u's bucket k = floor(K u) (exact: K is a power of two) and moves up while
+    F_{j+1} <= u; the few u in buckets crowded with table points are finished by a binary search.
+    The value is numpy.interp's own arithmetic, slope (u - F_j) + tau_j with slope =
+    (tau_{j+1} - tau_j) / (F_{j+1} - F_j); a non-finite value (never seen) is left to numpy.interp.
+    """
+
+    BUCKETS = 2048
+    STEPS = 2
+
+    def __init__(self, F: np.ndarray, tau: np.ndarray):
+        self.F, self.fp = F, tau
+        self.start = np.searchsorted(F, np.arange(self.BUCKETS) / self.BUCKETS, side="right") - 1
+
+    def tau(self, u: np.ndarray) -> np.ndarray:
+        """tau at the uniforms u (0 <= u < 1)."""
+        F, fp = self.F, self.fp
+        j = self.start[(u * self.BUCKETS).astype(np.intp)]
+        for _ in range(self.STEPS):
+            j += F[j + 1] <= u
+        late = np.flatnonzero(F[j + 1] <= u)
+        if late.size:
+            j[late] = np.searchsorted(F, u[late], side="right") - 1
+        x0, f0 = F[j], fp[j]
+        out = (fp[j + 1] - f0) / (F[j + 1] - x0)
+        out *= u - x0
+        out += f0
+        bad = np.flatnonzero(~np.isfinite(out))
+        if bad.size:
+            out[bad] = np.interp(u[bad], F, fp)
+        return out
+
+
 class _Job(NamedTuple):
     """Inputs and outputs shared by the segments of one call (each segment writes its own rows)."""
 
@@ -58,65 +97,69 @@ class _Job(NamedTuple):
     se: np.ndarray
     var: np.ndarray
     XT: np.ndarray | None          # (p, J), or None for the intercept-only model
-    one_var: np.ndarray            # (2, J) rows 1 and s^2
-    y_one: np.ndarray              # (2, J) rows y and 1
-    u: np.ndarray                  # (N,) uniforms that give tau by the inverse CDF
-    table: tuple                   # (F, tau) inverse-CDF table
-    tau: np.ndarray                # (N,) out
+    one_var: np.ndarray            # (2, J) rows 1 and s^2: [tau^2, 1] @ one_var = tau^2 + s^2
+    var_zero: np.ndarray           # (2, J) rows s^2 and 0: [tau^2, 1] @ var_zero = tau^2 s^2
+    y_fit: np.ndarray              # (1 + p, J) rows y and s^2 X': [tau^2, beta] @ y_fit = tau^2 y + s^2 x'beta
+    tau: np.ndarray                # (N,)
     z_beta: np.ndarray             # (N, p)
     beta: np.ndarray               # (N, p) out
     theta: np.ndarray              # (N, J) out
     y_rep: np.ndarray | None       # (N, J) out
     loglik: np.ndarray | None      # (N, J) out
-    rows: int                      # rows per block
+    rows: int                      # rows per block (at most)
+    scratch: SimpleQueue           # (R, V) block buffers, reused by the segments that run in turn
     marginal: bool = True          # log N(y | x'beta, s^2 + tau^2); False: log N(y | theta, s^2)
+
+
+def _blocks(seg: slice, rows: int) -> list[slice]:
+    """``seg`` cut into as few blocks of at most ``rows`` rows as possible, of nearly equal size."""
+    m = seg.stop - seg.start
+    k = -(-m // max(1, rows))
+    size = -(-m // k)
+    return [slice(lo, min(seg.stop, lo + size)) for lo in range(seg.start, seg.stop, size)]
 
 
 def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
     """beta, theta (and y_rep, log-likelihood) for the draws in ``seg``, block by block.
 
-    All of theta's normals are drawn before any of y_rep's, so theta is the same with or without
-    the predictive groups.
+    theta_j = (tau^2 y_j + s_j^2 x_j'beta) / (tau^2 + s_j^2) + z_j sqrt(tau^2 s_j^2 / (tau^2 + s_j^2)),
+    i.e. x'beta + w (y - x'beta) + z sqrt(w) s with w = tau^2 / (tau^2 + s^2), in five passes over
+    a block besides its normals: the outer sums and products are rank-2 (rank 1 + p) matrix
+    products, the rest same-shape in-place ufuncs (numpy's broadcast over short rows is slower).
+    theta's normals go straight into theta's rows. All of theta's normals are drawn before any of
+    y_rep's, so theta is the same with or without the predictive groups.
     """
     J = job.theta.shape[1]
-    n0 = min(job.rows, seg.stop - seg.start)
-    tau = job.tau[seg] = np.interp(job.u[seg], *job.table)
-    t2 = np.empty(seg.stop - seg.start)
-    np.multiply(tau, tau, out=t2)
-    S, M = np.empty((n0, J)), np.empty((n0, J))
-    # Outer sums as rank-2 matrix products: [tau^2, 1] @ [1; s^2] and [1, -mu] @ [y; 1]. Every
-    # product is by 1, so a rank-2 BLAS product gives the same cells (one rounding each) as the
-    # broadcast sum, without numpy's per-row broadcasting overhead on short rows.
-    Lt, Lm = np.ones((n0, 2)), np.ones((n0, 2))
-    blocks = [slice(lo, min(seg.stop, lo + job.rows)) for lo in range(seg.start, seg.stop, job.rows)]
-    y, var = job.y, job.var
+    blocks = _blocks(seg, job.rows)
+    n0 = blocks[0].stop - blocks[0].start
+    try:                                                   # buffers a finished segment left
+        R, V = job.scratch.get_nowait()
+    except Empty:
+        R, V = np.empty((job.rows, J)), np.empty((job.rows, J))
+    Lt = np.ones((n0, 2))                                  # rows [tau^2, 1]
+    Lm = np.empty((n0, 1 + job.pr.p))                      # rows [tau^2, beta]
     for sl in blocks:
         n = sl.stop - sl.start
-        R, D, th = S[:n], M[:n], job.theta[sl]
-        tc = t2[sl.start - seg.start: sl.stop - seg.start, None]
-        Lt[:n, 0] = tc[:, 0]
-        np.matmul(Lt[:n], job.one_var, out=R)              # tau^2 + s^2
-        np.divide(1.0, R, out=R)                           # R = 1 / (s^2 + tau^2)
-        b = job.beta[sl] = _beta_given_R(R, job.pr, job.z_beta[sl])
-        R *= tc                                            # w = tau^2 / (tau^2 + s^2)
-        if job.XT is None:                                 # x_j'beta = mu: no (n, J) fit
-            np.negative(b[:, 0], out=Lm[:n, 1])
-            np.matmul(Lm[:n], job.y_one, out=D)            # y - mu
-            D *= R
-            np.add(D, b, out=th)                           # mu + w (y - mu)
-        else:
-            np.matmul(b, job.XT, out=th)
-            np.subtract(y, th, out=D)
-            D *= R
-            th += D                                        # x'beta + w (y - x'beta)
-        R *= var
-        np.sqrt(R, out=R)                                  # conditional sd sqrt(w) s
-        rng.standard_normal(out=D)
-        D *= R
-        th += D
+        r, v, th, lt, lm = R[:n], V[:n], job.theta[sl], Lt[:n], Lm[:n]
+        tau = job.tau[sl]
+        np.multiply(tau, tau, out=lt[:, 0])
+        np.matmul(lt, job.one_var, out=r)                  # tau^2 + s^2 (products by 1: exact sums)
+        np.divide(1.0, r, out=r)                           # R = 1 / (tau^2 + s^2)
+        b = job.beta[sl] = _beta_given_R(r, job.pr, job.z_beta[sl])
+        np.matmul(lt, job.var_zero, out=v)                 # tau^2 s^2 (one product each)
+        v *= r
+        np.sqrt(v, out=v)                                  # conditional sd sqrt(w) s
+        rng.standard_normal(out=th)
+        th *= v
+        lm[:, 0] = lt[:, 0]
+        lm[:, 1:] = b
+        np.matmul(lm, job.y_fit, out=v)                    # tau^2 y + s^2 x'beta
+        v *= r                                             # conditional mean x'beta + w (y - x'beta)
+        th += v
+    job.scratch.put((R, V))
     if job.y_rep is None:
         return
-    half_prec = -0.5 / var
+    half_prec = -0.5 / job.var
     const = -(np.log(job.se) + 0.5 * LOG_2PI)
     for sl in blocks:
         th, yr, L = job.theta[sl], job.y_rep[sl], job.loglik[sl]
@@ -126,7 +169,7 @@ def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
         if job.marginal:
             _marginal_loglik(job, sl, L)
             continue
-        np.subtract(y, th, out=L)
+        np.subtract(job.y, th, out=L)
         L *= L
         L *= half_prec
         L += const                                         # log N(y | theta, s^2)
@@ -174,34 +217,46 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
     d = post.data
     N, J, p = draws * chains, d.J, d.p
     u = rng.random(N)
+    tau = CdfTable(*post.inverse_cdf_table()).tau(u)
     z_beta = rng.standard_normal((N, p))
     z_new = rng.standard_normal(N)
     segs = [slice(lo, min(N, lo + SEGMENT_DRAWS)) for lo in range(0, N, SEGMENT_DRAWS)]
     streams = _spawn(rng, len(segs))
+    var = d.variance
     job = _Job(
-        pr=post.problem.prepared, y=d.y, se=d.se, var=d.variance,
-        XT=None if d.intercept_only else np.ascontiguousarray(d.X.T), u=u,
-        one_var=np.stack([np.ones(J), d.variance]), y_one=np.stack([d.y, np.ones(J)]),
-        table=post.inverse_cdf_table(), tau=np.empty(N), z_beta=z_beta,
+        pr=post.problem.prepared, y=d.y, se=d.se, var=var,
+        XT=None if d.intercept_only else np.ascontiguousarray(d.X.T),
+        one_var=np.stack([np.ones(J), var]), var_zero=np.stack([var, np.zeros(J)]),
+        y_fit=np.concatenate([d.y[None, :], var * d.X.T]),
+        tau=tau, z_beta=z_beta,
         beta=np.empty((N, p)), theta=np.empty((N, J)),
         y_rep=np.empty((N, J)) if predictive else None, loglik=np.empty((N, J)) if predictive else None,
-        rows=max(1, block_cells // J), marginal=kind == "marginal",
+        rows=min(SEGMENT_DRAWS, max(1, block_cells // J)), scratch=SimpleQueue(), marginal=kind == "marginal",
     )
     n_threads = post.problem.threads if threads is None else int(threads)
     if threads is None and N * J < THREADS_MIN_CELLS:
         n_threads = 1
     theta_new = np.empty(N)
-    tau = job.tau
     outputs = (tau, job.beta, job.theta, theta_new, job.y_rep, job.loglik)
-    # The tree only wraps the output arrays, so the calling thread assembles it first while any
+    tasks = [functools.partial(_segment, job, sg, st) for sg, st in zip(segs, streams)]
+    if n_threads == 1 or len(tasks) == 1:
+        T.run(tasks, 1)
+        _theta_new(job, post.x_new, z_new, theta_new)
+        return to_datatree(post, *outputs, chains, draws, kind)
+    # The tree only wraps the output arrays, so the calling thread assembles it first while the
     # helper threads start filling them.
-    tree = T.run([functools.partial(_segment, job, sg, st) for sg, st in zip(segs, streams)], n_threads,
-                 lead=lambda: to_datatree(post, *outputs, chains, draws, kind))
-    np.matmul(job.beta, post.x_new, out=theta_new)
-    theta_new += tau * z_new
+    tree = T.run(tasks, n_threads, lead=lambda: to_datatree(post, *outputs, chains, draws, kind))
+    _theta_new(job, post.x_new, z_new, theta_new)
     if not _wraps(tree, job.theta, theta_new):  # never seen; guards against a copying xarray
         tree = to_datatree(post, *outputs, chains, draws, kind)
     return tree
+
+
+def _theta_new(job: _Job, x_new: np.ndarray, z: np.ndarray, out: np.ndarray) -> None:
+    """theta_new = x_new'beta + tau z, given beta's draws."""
+    np.matmul(job.beta, x_new, out=out)
+    z *= job.tau
+    out += z
 
 
 def _wraps(tree: xr.DataTree, theta: np.ndarray, theta_new: np.ndarray) -> bool:
@@ -216,14 +271,49 @@ class StaticGroups(NamedTuple):
     coef: xr.Coordinates
     observed_data: xr.Dataset
     constant_data: xr.Dataset
+    sample: dict                   # (chains, draws) -> chain, draw and study coordinates (a few kept)
+
+
+SAMPLE_COORDS_KEPT = 4
+
+
+def sample_coords(st: StaticGroups, chains: int, draws: int) -> xr.Coordinates:
+    """The chain, draw and study coordinates (and their indexes) of ``chains`` x ``draws`` draws,
+    built once for each shape (the last few shapes kept)."""
+    key = (chains, draws)
+    coords = st.sample.get(key)
+    if coords is None:
+        coords = xr.Coordinates({"chain": np.arange(chains), "draw": np.arange(draws)}).merge(st.study).coords
+        if len(st.sample) >= SAMPLE_COORDS_KEPT:
+            st.sample.pop(next(iter(st.sample)), None)
+        st.sample[key] = coords
+    return coords
+
+
+# The static groups depend on the data only (MetaData is immutable, its arrays read-only), so
+# posteriors of the same data share them: refitting (other priors, a benchmark loop) skips the
+# millisecond of xarray construction.
+_STATIC: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def static_groups(post) -> StaticGroups:
-    """observed_data (y) and constant_data (se, X) with their coordinates; arrays are read-only."""
+    """observed_data (y) and constant_data (se, X) with their coordinates; arrays are read-only.
+
+    Built once per data object (kept while the data are) and shared by its posteriors' trees.
+    """
+    try:
+        return _STATIC[post.data]
+    except (KeyError, TypeError):  # TypeError: data that cannot be weakly referenced
+        pass
     obs, const = layout.data_groups(post.data)
     study = xr.Coordinates({layout.STUDY: const[layout.STUDY].values})
     coef = xr.Coordinates({layout.COEF: const[layout.COEF].values})
-    return StaticGroups(study, coef, obs, const)
+    groups = StaticGroups(study, coef, obs, const, {})
+    try:
+        _STATIC[post.data] = groups
+    except TypeError:
+        pass
+    return groups
 
 
 def to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains: int, draws: int,
@@ -231,17 +321,18 @@ def to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains: int, d
     """Assemble the groups with the names and dims of docs/CONVENTIONS.md."""
     d = post.data
     st = post._static_groups
-    sample = xr.Coordinates({"chain": np.arange(chains), "draw": np.arange(draws)}).merge(st.study).coords
-    sh = lambda a: a.reshape((chains, draws) + a.shape[1:])  # noqa: E731
-    pv = {"tau": (("chain", "draw"), sh(tau))}
+    sample = sample_coords(st, chains, draws)
+    cd, cds = ("chain", "draw"), ("chain", "draw", "study")
+    var = lambda dims, a: xr.Variable(dims, a.reshape((chains, draws) + a.shape[1:]))  # noqa: E731
+    pv = {"tau": var(cd, tau)}
     coords = sample
     if d.intercept_only:
-        pv["mu"] = (("chain", "draw"), sh(beta[:, 0]))
+        pv["mu"] = var(cd, beta[:, 0])
     else:
-        pv["beta"] = (("chain", "draw", "coef"), sh(beta))
+        pv["beta"] = var(cd + ("coef",), beta)
         coords = sample.merge(st.coef).coords
-    pv["theta"] = (("chain", "draw", "study"), sh(theta))
-    pv["theta_new"] = (("chain", "draw"), sh(theta_new))
+    pv["theta"] = var(cds, theta)
+    pv["theta_new"] = var(cd, theta_new)
     attrs = {
         "inference_library": "metapool.analytic",
         "tau_prior": post.tau_prior.spec,
@@ -252,10 +343,9 @@ def to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains: int, d
     }
     groups = {"posterior": xr.Dataset(pv, coords=coords, attrs=attrs)}
     if y_rep is not None:
-        groups["posterior_predictive"] = xr.Dataset({"y": (("chain", "draw", "study"), sh(y_rep))},
-                                                    coords=sample, attrs=attrs)
-        groups["log_likelihood"] = xr.Dataset({"y": (("chain", "draw", "study"), sh(loglik))},
-                                              coords=sample, attrs={**attrs, "likelihood": log_likelihood})
+        groups["posterior_predictive"] = xr.Dataset({"y": var(cds, y_rep)}, coords=sample, attrs=attrs)
+        groups["log_likelihood"] = xr.Dataset({"y": var(cds, loglik)}, coords=sample,
+                                              attrs={**attrs, "likelihood": log_likelihood})
     groups.update(observed_data=st.observed_data, constant_data=st.constant_data)
     # Children assigned at once, rather than through the slower DataTree.from_dict.
     root = xr.DataTree()
