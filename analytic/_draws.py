@@ -29,9 +29,9 @@ SEGMENT_DRAWS = 1024
 THREADS_MIN_CELLS = 1 << 17
 
 
-def _beta_given_R(R: np.ndarray, pr: B.Prepared, z: np.ndarray) -> np.ndarray:
+def _beta_given_R(R: np.ndarray, pr: B.Prepared, z: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """beta | tau, y ~ N(A^-1 b, A^-1) for every row, given R = 1 / (s^2 + tau^2) of shape (n, J)
-    and standard normals z of shape (n, p).
+    (or R / scale, scale a power of two) and standard normals z of shape (n, p).
 
     Uses the engine's centred quantities (effects centred at the fixed-effect fit), so
     X'WX, X'Wy_c and y_c'Wy_c are one matrix product; the mean and the deviate come from
@@ -39,6 +39,8 @@ def _beta_given_R(R: np.ndarray, pr: B.Prepared, z: np.ndarray) -> np.ndarray:
     """
     p, n = pr.p, R.shape[0]
     sums = B.rowdot(R, pr.stacked, pr.stacked_T)           # A and b in one call
+    if scale != 1.0:
+        sums *= scale                                      # exact: a power of two
     if p == 1 and pr.sd0 is None:                          # scalars per draw: plain vector arithmetic
         a = sums[:, 0] + pr.prec0[0]
         out = sums[:, 1] + pr.prec0[0] * pr.mean0_c[0]
@@ -54,38 +56,37 @@ def _beta_given_R(R: np.ndarray, pr: B.Prepared, z: np.ndarray) -> np.ndarray:
 
 class CdfTable:
     """tau by the inverse CDF: ``numpy.interp(u, F, tau)`` for uniforms u in [0, 1), bit for bit,
-    with the cell of each u found from a bucket table instead of a binary search.
+    with the cell of each u found from a bucket table instead of a binary search per u.
 
     F rises from 0 to 1 (ties allowed). The cell j of u (F_j <= u < F_{j+1}) starts at the last
-    F_j <= k / K for u's bucket k = floor(K u) (exact: K is a power of two) and moves up while
+    F_j <= k / K for u's bucket k = floor(K u) (exact: K is a power of two) and moves up once if
     F_{j+1} <= u; the few u in buckets crowded with table points are finished by a binary search.
-    The value is numpy.interp's own arithmetic, slope (u - F_j) + tau_j with slope =
+    The value is numpy.interp's own arithmetic, slope_j (u - F_j) + tau_j with slope_j =
     (tau_{j+1} - tau_j) / (F_{j+1} - F_j); a non-finite value (never seen) is left to numpy.interp.
     """
 
     BUCKETS = 2048
-    STEPS = 2
 
     def __init__(self, F: np.ndarray, tau: np.ndarray):
         self.F, self.fp = F, tau
         self.start = np.searchsorted(F, np.arange(self.BUCKETS) / self.BUCKETS, side="right") - 1
+        with np.errstate(divide="ignore", invalid="ignore"):  # tied F: cells no u falls in
+            self.slope = np.diff(tau) / np.diff(F)
 
     def tau(self, u: np.ndarray) -> np.ndarray:
         """tau at the uniforms u (0 <= u < 1)."""
-        F, fp = self.F, self.fp
+        F, F1 = self.F, self.F[1:]
         j = self.start[(u * self.BUCKETS).astype(np.intp)]
-        for _ in range(self.STEPS):
-            j += F[j + 1] <= u
-        late = np.flatnonzero(F[j + 1] <= u)
+        j += F1[j] <= u
+        late = np.flatnonzero(F1[j] <= u)
         if late.size:
             j[late] = np.searchsorted(F, u[late], side="right") - 1
-        x0, f0 = F[j], fp[j]
-        out = (fp[j + 1] - f0) / (F[j + 1] - x0)
-        out *= u - x0
-        out += f0
-        bad = np.flatnonzero(~np.isfinite(out))
-        if bad.size:
-            out[bad] = np.interp(u[bad], F, fp)
+        out = u - F[j]
+        out *= self.slope[j]
+        out += self.fp[j]
+        if not np.isfinite(out).all():
+            bad = np.flatnonzero(~np.isfinite(out))
+            out[bad] = np.interp(u[bad], F, self.fp)
         return out
 
 
@@ -97,9 +98,10 @@ class _Job(NamedTuple):
     se: np.ndarray
     var: np.ndarray
     XT: np.ndarray | None          # (p, J), or None for the intercept-only model
-    one_var: np.ndarray            # (2, J) rows 1 and s^2: [tau^2, 1] @ one_var = tau^2 + s^2
-    var_zero: np.ndarray           # (2, J) rows s^2 and 0: [tau^2, 1] @ var_zero = tau^2 s^2
-    y_fit: np.ndarray              # (1 + p, J) rows y and s^2 X': [tau^2, beta] @ y_fit = tau^2 y + s^2 x'beta
+    scale: float                   # c, a power of two near 1 / s^2: the blocks work with c tau^2, c s^2
+    q_rows: np.ndarray             # (2, J) rows 1, c s^2:          [c tau^2, 1] @ q_rows = c (tau^2 + s^2)
+    p_rows: np.ndarray             # (2, J) rows s^2, c s^4:        [(c tau^2)^2, c tau^2] @ p_rows = c^2 P
+    m_rows: np.ndarray             # (2 + p, J) rows y, 0, c s^2 X': [c tau^2, 1, beta] @ m_rows = c M
     tau: np.ndarray                # (N,)
     z_beta: np.ndarray             # (N, p)
     beta: np.ndarray               # (N, p) out
@@ -122,12 +124,17 @@ def _blocks(seg: slice, rows: int) -> list[slice]:
 def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
     """beta, theta (and y_rep, log-likelihood) for the draws in ``seg``, block by block.
 
-    theta_j = (tau^2 y_j + s_j^2 x_j'beta) / (tau^2 + s_j^2) + z_j sqrt(tau^2 s_j^2 / (tau^2 + s_j^2)),
-    i.e. x'beta + w (y - x'beta) + z sqrt(w) s with w = tau^2 / (tau^2 + s^2), in five passes over
-    a block besides its normals: the outer sums and products are rank-2 (rank 1 + p) matrix
-    products, the rest same-shape in-place ufuncs (numpy's broadcast over short rows is slower).
-    theta's normals go straight into theta's rows. All of theta's normals are drawn before any of
-    y_rep's, so theta is the same with or without the predictive groups.
+    theta = x'beta + w (y - x'beta) + z sqrt(w) s with w = tau^2 / (tau^2 + s^2) is computed as
+
+        theta = (M + sqrt(P) z) / Q,  Q = tau^2 + s^2,  M = tau^2 y + s^2 x'beta,  P = tau^2 s^2 Q,
+
+    in five passes over a block besides its normals (which go straight into theta's rows): Q, P
+    and M are matrix products of rank 2 (2 + p) of per-draw rows with per-study rows, then
+    1 / Q, sqrt(P) and three same-shape in-place ufuncs (numpy's broadcast over short rows is
+    slower). The blocks work with c tau^2 and c s^2 for a power of two c near 1 / s^2 (exact), so
+    P's fourth powers neither overflow nor underflow for any scale of the data. R = 1 / Q also
+    gives beta | tau (before theta, which needs it). All of theta's normals are drawn before any
+    of y_rep's, so theta is the same with or without the predictive groups.
     """
     J = job.theta.shape[1]
     blocks = _blocks(seg, job.rows)
@@ -136,26 +143,27 @@ def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
         R, V = job.scratch.get_nowait()
     except Empty:
         R, V = np.empty((job.rows, J)), np.empty((job.rows, J))
-    Lt = np.ones((n0, 2))                                  # rows [tau^2, 1]
-    Lm = np.empty((n0, 1 + job.pr.p))                      # rows [tau^2, beta]
+    L = np.ones((n0, 3 + job.pr.p))                        # rows [(c tau^2)^2, c tau^2, 1, beta]
+    c = job.scale
     for sl in blocks:
         n = sl.stop - sl.start
-        r, v, th, lt, lm = R[:n], V[:n], job.theta[sl], Lt[:n], Lm[:n]
+        r, v, th, lt = R[:n], V[:n], job.theta[sl], L[:n]
         tau = job.tau[sl]
-        np.multiply(tau, tau, out=lt[:, 0])
-        np.matmul(lt, job.one_var, out=r)                  # tau^2 + s^2 (products by 1: exact sums)
-        np.divide(1.0, r, out=r)                           # R = 1 / (tau^2 + s^2)
-        b = job.beta[sl] = _beta_given_R(r, job.pr, job.z_beta[sl])
-        np.matmul(lt, job.var_zero, out=v)                 # tau^2 s^2 (one product each)
-        v *= r
-        np.sqrt(v, out=v)                                  # conditional sd sqrt(w) s
+        t2 = lt[:, 1]
+        np.multiply(tau, tau, out=t2)
+        t2 *= c
+        np.multiply(t2, t2, out=lt[:, 0])
+        np.matmul(lt[:, 1:3], job.q_rows, out=r)           # c Q (products by 1: exact sums)
+        np.divide(1.0, r, out=r)                           # R / c
+        b = job.beta[sl] = _beta_given_R(r, job.pr, job.z_beta[sl], c)
+        lt[:, 3:] = b
+        np.matmul(lt[:, :2], job.p_rows, out=v)            # c^2 P
+        np.sqrt(v, out=v)
         rng.standard_normal(out=th)
         th *= v
-        lm[:, 0] = lt[:, 0]
-        lm[:, 1:] = b
-        np.matmul(lm, job.y_fit, out=v)                    # tau^2 y + s^2 x'beta
-        v *= r                                             # conditional mean x'beta + w (y - x'beta)
+        np.matmul(lt[:, 1:], job.m_rows, out=v)            # c M
         th += v
+        th *= r                                            # (M + sqrt(P) z) / Q
     job.scratch.put((R, V))
     if job.y_rep is None:
         return
@@ -223,11 +231,12 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
     segs = [slice(lo, min(N, lo + SEGMENT_DRAWS)) for lo in range(0, N, SEGMENT_DRAWS)]
     streams = _spawn(rng, len(segs))
     var = d.variance
+    c = float(np.ldexp(1.0, -int(np.round(np.log2(np.median(var))))))  # a power of two near 1 / s^2
     job = _Job(
         pr=post.problem.prepared, y=d.y, se=d.se, var=var,
         XT=None if d.intercept_only else np.ascontiguousarray(d.X.T),
-        one_var=np.stack([np.ones(J), var]), var_zero=np.stack([var, np.zeros(J)]),
-        y_fit=np.concatenate([d.y[None, :], var * d.X.T]),
+        scale=c, q_rows=np.stack([np.ones(J), c * var]), p_rows=np.stack([var, c * var * var]),
+        m_rows=np.concatenate([d.y[None, :], np.zeros((1, J)), c * var * d.X.T]),
         tau=tau, z_beta=z_beta,
         beta=np.empty((N, p)), theta=np.empty((N, J)),
         y_rep=np.empty((N, J)) if predictive else None, loglik=np.empty((N, J)) if predictive else None,
@@ -239,11 +248,7 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
     theta_new = np.empty(N)
     outputs = (tau, job.beta, job.theta, theta_new, job.y_rep, job.loglik)
     tasks = [functools.partial(_segment, job, sg, st) for sg, st in zip(segs, streams)]
-    if n_threads == 1 or len(tasks) == 1:
-        T.run(tasks, 1)
-        _theta_new(job, post.x_new, z_new, theta_new)
-        return to_datatree(post, *outputs, chains, draws, kind)
-    # The tree only wraps the output arrays, so the calling thread assembles it first while the
+    # The tree only wraps the output arrays, so the calling thread assembles it first while any
     # helper threads start filling them.
     tree = T.run(tasks, n_threads, lead=lambda: to_datatree(post, *outputs, chains, draws, kind))
     _theta_new(job, post.x_new, z_new, theta_new)
@@ -277,13 +282,15 @@ class StaticGroups(NamedTuple):
 SAMPLE_COORDS_KEPT = 4
 
 
-def sample_coords(st: StaticGroups, chains: int, draws: int) -> xr.Coordinates:
-    """The chain, draw and study coordinates (and their indexes) of ``chains`` x ``draws`` draws,
-    built once for each shape (the last few shapes kept)."""
-    key = (chains, draws)
+def sample_coords(st: StaticGroups, chains: int, draws: int, coef: bool = False) -> xr.Coordinates:
+    """The chain, draw and study (and with ``coef`` the coef) coordinates and their indexes of
+    ``chains`` x ``draws`` draws, built once for each shape (the last few kept)."""
+    key = (chains, draws, coef)
     coords = st.sample.get(key)
     if coords is None:
         coords = xr.Coordinates({"chain": np.arange(chains), "draw": np.arange(draws)}).merge(st.study).coords
+        if coef:
+            coords = coords.merge(st.coef).coords
         if len(st.sample) >= SAMPLE_COORDS_KEPT:
             st.sample.pop(next(iter(st.sample)), None)
         st.sample[key] = coords
@@ -330,7 +337,7 @@ def to_datatree(post, tau, beta, theta, theta_new, y_rep, loglik, chains: int, d
         pv["mu"] = var(cd, beta[:, 0])
     else:
         pv["beta"] = var(cd + ("coef",), beta)
-        coords = sample.merge(st.coef).coords
+        coords = sample_coords(st, chains, draws, coef=True)
     pv["theta"] = var(cds, theta)
     pv["theta_new"] = var(cd, theta_new)
     attrs = {
