@@ -103,8 +103,8 @@ class _Job(NamedTuple):
     p_rows: np.ndarray             # (2, J) rows s^2, c s^4:        [(c tau^2)^2, c tau^2] @ p_rows = c^2 P
     m_rows: np.ndarray             # (2 + p, J) rows y, 0, c s^2 X': [c tau^2, 1, beta] @ m_rows = c M
     tau: np.ndarray                # (N,)
+    L: np.ndarray                  # (N, 3 + p) rows [(c tau^2)^2, c tau^2, 1, beta]; beta's columns out
     z_beta: np.ndarray             # (N, p)
-    beta: np.ndarray               # (N, p) out
     theta: np.ndarray              # (N, J) out
     y_rep: np.ndarray | None       # (N, J) out
     loglik: np.ndarray | None      # (N, J) out
@@ -138,25 +138,16 @@ def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
     """
     J = job.theta.shape[1]
     blocks = _blocks(seg, job.rows)
-    n0 = blocks[0].stop - blocks[0].start
     try:                                                   # buffers a finished segment left
         R, V = job.scratch.get_nowait()
     except Empty:
         R, V = np.empty((job.rows, J)), np.empty((job.rows, J))
-    L = np.ones((n0, 3 + job.pr.p))                        # rows [(c tau^2)^2, c tau^2, 1, beta]
-    c = job.scale
     for sl in blocks:
         n = sl.stop - sl.start
-        r, v, th, lt = R[:n], V[:n], job.theta[sl], L[:n]
-        tau = job.tau[sl]
-        t2 = lt[:, 1]
-        np.multiply(tau, tau, out=t2)
-        t2 *= c
-        np.multiply(t2, t2, out=lt[:, 0])
+        r, v, th, lt = R[:n], V[:n], job.theta[sl], job.L[sl]
         np.matmul(lt[:, 1:3], job.q_rows, out=r)           # c Q (products by 1: exact sums)
         np.divide(1.0, r, out=r)                           # R / c
-        b = job.beta[sl] = _beta_given_R(r, job.pr, job.z_beta[sl], c)
-        lt[:, 3:] = b
+        lt[:, 3:] = _beta_given_R(r, job.pr, job.z_beta[sl], job.scale)
         np.matmul(lt[:, :2], job.p_rows, out=v)            # c^2 P
         np.sqrt(v, out=v)
         rng.standard_normal(out=th)
@@ -185,7 +176,7 @@ def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
 
 def _marginal_loglik(job: _Job, sl: slice, L: np.ndarray) -> None:
     """log N(y_j | x_j'beta, s_j^2 + tau^2) for the draws in ``sl`` into L (theta integrated out)."""
-    b = job.beta[sl]
+    b = job.L[sl, 3:]
     fit = b[:, :1] if job.XT is None else b @ job.XT
     np.subtract(job.y, fit, out=L)                         # y - x'beta
     L *= L
@@ -232,36 +223,36 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
     streams = _spawn(rng, len(segs))
     var = d.variance
     c = float(np.ldexp(1.0, -int(np.round(np.log2(np.median(var))))))  # a power of two near 1 / s^2
+    L = np.empty((N, 3 + p))
+    np.multiply(tau, tau, out=L[:, 1])
+    L[:, 1] *= c
+    np.multiply(L[:, 1], L[:, 1], out=L[:, 0])
+    L[:, 2] = 1.0
     job = _Job(
         pr=post.problem.prepared, y=d.y, se=d.se, var=var,
         XT=None if d.intercept_only else np.ascontiguousarray(d.X.T),
         scale=c, q_rows=np.stack([np.ones(J), c * var]), p_rows=np.stack([var, c * var * var]),
         m_rows=np.concatenate([d.y[None, :], np.zeros((1, J)), c * var * d.X.T]),
-        tau=tau, z_beta=z_beta,
-        beta=np.empty((N, p)), theta=np.empty((N, J)),
+        tau=tau, L=L, z_beta=z_beta, theta=np.empty((N, J)),
         y_rep=np.empty((N, J)) if predictive else None, loglik=np.empty((N, J)) if predictive else None,
         rows=min(SEGMENT_DRAWS, max(1, block_cells // J)), scratch=SimpleQueue(), marginal=kind == "marginal",
     )
     n_threads = post.problem.threads if threads is None else int(threads)
     if threads is None and N * J < THREADS_MIN_CELLS:
         n_threads = 1
-    theta_new = np.empty(N)
-    outputs = (tau, job.beta, job.theta, theta_new, job.y_rep, job.loglik)
+    beta, theta_new = np.empty((N, p)), np.empty(N)
+    outputs = (tau, beta, job.theta, theta_new, job.y_rep, job.loglik)
     tasks = [functools.partial(_segment, job, sg, st) for sg, st in zip(segs, streams)]
     # The tree only wraps the output arrays, so the calling thread assembles it first while any
     # helper threads start filling them.
     tree = T.run(tasks, n_threads, lead=lambda: to_datatree(post, *outputs, chains, draws, kind))
-    _theta_new(job, post.x_new, z_new, theta_new)
+    np.copyto(beta, L[:, 3:])
+    np.matmul(beta, post.x_new, out=theta_new)             # theta_new = x_new'beta + tau z
+    z_new *= tau
+    theta_new += z_new
     if not _wraps(tree, job.theta, theta_new):  # never seen; guards against a copying xarray
         tree = to_datatree(post, *outputs, chains, draws, kind)
     return tree
-
-
-def _theta_new(job: _Job, x_new: np.ndarray, z: np.ndarray, out: np.ndarray) -> None:
-    """theta_new = x_new'beta + tau z, given beta's draws."""
-    np.matmul(job.beta, x_new, out=out)
-    z *= job.tau
-    out += z
 
 
 def _wraps(tree: xr.DataTree, theta: np.ndarray, theta_new: np.ndarray) -> bool:
