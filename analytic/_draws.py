@@ -18,8 +18,9 @@ from metapool.analytic import _threads as T
 LOG_2PI = B.LOG_2PI
 
 
-# Draws are computed in blocks of about this many (draw, study) cells: a block's scratch arrays
-# (1 MB each) stay in cache across the dozen passes, and only the outputs are full size.
+# Draws are computed in blocks of at most this many (draw, study) cells (and at most a segment):
+# a block's two scratch arrays (1 MB each, reused by the segments a thread runs in turn) stay in
+# cache across its passes, and only the outputs are full size.
 BLOCK_CELLS = 1 << 17
 # theta's and then y_rep's normals come from one random stream per segment of this many draws
 # (spawned from the seed), so segments can run on several threads and the draws depend on neither
@@ -261,13 +262,13 @@ def _wraps(tree: xr.DataTree, theta: np.ndarray, theta_new: np.ndarray) -> bool:
 
 
 class StaticGroups(NamedTuple):
-    """The parts of every DataTree that do not depend on the draws, built once per posterior."""
+    """The parts of every DataTree that do not depend on the draws, built once per data object."""
 
     study: xr.Coordinates          # the study coordinate (and its index)
     coef: xr.Coordinates
     observed_data: xr.Dataset
     constant_data: xr.Dataset
-    sample: dict                   # (chains, draws) -> chain, draw and study coordinates (a few kept)
+    sample: dict                   # (chains, draws, coef) -> sample coordinates (see sample_coords)
 
 
 SAMPLE_COORDS_KEPT = 4
