@@ -23,8 +23,8 @@ LOG_2PI = B.LOG_2PI
 # cache across its passes, and only the outputs are full size.
 BLOCK_CELLS = 1 << 17
 # theta's and then y_rep's normals come from one random stream per segment of this many draws
-# (spawned from the seed), so segments can run on several threads and the draws depend on neither
-# the number of threads nor the block size.
+# (an SFC64 generator seeded from a SeedSequence spawned from the seed's), so segments can run on
+# several threads and the draws depend on neither the number of threads nor the block size.
 SEGMENT_DRAWS = 1024
 # Below this many (draw, study) cells threads cost more than they save.
 THREADS_MIN_CELLS = 1 << 17
@@ -190,10 +190,17 @@ def _marginal_loglik(job: _Job, sl: slice, L: np.ndarray) -> None:
 
 
 def _spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
+    """The segments' streams: SFC64 generators seeded from n SeedSequences spawned from rng's.
+
+    SFC64 rather than the seed's PCG64 because theta's normals are most of the draws' cost and
+    numpy draws them about a fifth faster from SFC64 (benchmarks/scaling.py); spawned sequences
+    make the streams independent of each other and of the seed's own stream.
+    """
     try:
-        return rng.spawn(n)
-    except TypeError:  # a bit generator built without a SeedSequence
-        return [np.random.default_rng(s) for s in np.random.SeedSequence(rng.integers(2**63, size=4)).spawn(n)]
+        seqs = rng.bit_generator.seed_seq.spawn(n)
+    except (AttributeError, NotImplementedError):  # a bit generator built without a SeedSequence
+        seqs = np.random.SeedSequence(rng.integers(2**63, size=4)).spawn(n)
+    return [np.random.Generator(np.random.SFC64(s)) for s in seqs]
 
 
 def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: int | None = None,
