@@ -110,6 +110,11 @@ class _Job(NamedTuple):
     y_rep: np.ndarray | None       # (N, J) out
     loglik: np.ndarray | None      # (N, J) out
     rows: int                      # rows per block (at most)
+    se_rows: np.ndarray | None     # (rows, J) s in every row (same-shape products are faster)
+    resid_rows: np.ndarray | None  # (1 + p, J) rows y, -X':   [1, beta] @ resid_rows = y - x'beta
+    var_rows: np.ndarray | None    # (2, J) rows 1 / c, s^2:  [c tau^2, 1] @ var_rows = tau^2 + s^2
+    half_prec: np.ndarray | None   # (J,) -1 / (2 s^2)
+    log_const: np.ndarray | None   # (J,) -log(s) - log(2 pi) / 2
     scratch: SimpleQueue           # (R, V) block buffers, reused by the segments that run in turn
     marginal: bool = True          # log N(y | x'beta, s^2 + tau^2); False: log N(y | theta, s^2)
 
@@ -156,37 +161,39 @@ def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
         np.matmul(lt[:, 1:], job.m_rows, out=v)            # c M
         th += v
         th *= r                                            # (M + sqrt(P) z) / Q
+    if job.y_rep is not None:
+        _predictive(job, blocks, rng, V)
     job.scratch.put((R, V))
-    if job.y_rep is None:
-        return
-    half_prec = -0.5 / job.var
-    const = -(np.log(job.se) + 0.5 * LOG_2PI)
+
+
+def _predictive(job: _Job, blocks: list[slice], rng: np.random.Generator, V: np.ndarray) -> None:
+    """y_rep ~ N(theta, s^2) and the log-likelihood for the draws in ``blocks``, after theta.
+
+    The marginal log N(y | x'beta, s^2 + tau^2) takes y - x'beta = [1, beta] @ [y; -X'] and
+    tau^2 + s^2 = [c tau^2, 1] @ [1 / c; s^2] as matrix products (exact: products by 1 and by
+    powers of two), so no pass broadcasts over short rows; ``V`` is a block's scratch buffer.
+    """
     for sl in blocks:
+        n = sl.stop - sl.start
         th, yr, L = job.theta[sl], job.y_rep[sl], job.loglik[sl]
         rng.standard_normal(out=yr)
-        yr *= job.se
+        yr *= job.se_rows[:n]
         yr += th                                           # y_rep ~ N(theta, s^2)
         if job.marginal:
-            _marginal_loglik(job, sl, L)
-            continue
-        np.subtract(job.y, th, out=L)
-        L *= L
-        L *= half_prec
-        L += const                                         # log N(y | theta, s^2)
-
-
-def _marginal_loglik(job: _Job, sl: slice, L: np.ndarray) -> None:
-    """log N(y_j | x_j'beta, s_j^2 + tau^2) for the draws in ``sl`` into L (theta integrated out)."""
-    b = job.L[sl, 3:]
-    fit = b[:, :1] if job.XT is None else b @ job.XT
-    np.subtract(job.y, fit, out=L)                         # y - x'beta
-    L *= L
-    v = np.add.outer(job.tau[sl] ** 2, job.var)            # s^2 + tau^2
-    L /= v
-    np.log(v, out=v)
-    L += v
-    L += LOG_2PI
-    L *= -0.5
+            lt, q = job.L[sl], V[:n]
+            np.matmul(lt[:, 2:], job.resid_rows, out=L)    # y - x'beta
+            L *= L
+            np.matmul(lt[:, 1:3], job.var_rows, out=q)     # tau^2 + s^2
+            L /= q
+            np.log(q, out=q)
+            L += q
+            L += LOG_2PI
+            L *= -0.5                                      # log N(y | x'beta, s^2 + tau^2)
+        else:
+            np.subtract(job.y, th, out=L)
+            L *= L
+            L *= job.half_prec
+            L += job.log_const                             # log N(y | theta, s^2)
 
 
 def _spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
@@ -236,6 +243,7 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
     L[:, 1] *= c
     np.multiply(L[:, 1], L[:, 1], out=L[:, 0])
     L[:, 2] = 1.0
+    rows = min(SEGMENT_DRAWS, max(1, block_cells // J))
     job = _Job(
         pr=post.problem.prepared, y=d.y, se=d.se, var=var,
         XT=None if d.intercept_only else np.ascontiguousarray(d.X.T),
@@ -243,7 +251,10 @@ def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: 
         m_rows=np.concatenate([d.y[None, :], np.zeros((1, J)), c * var * d.X.T]),
         tau=tau, L=L, z_beta=z_beta, theta=np.empty((N, J)),
         y_rep=np.empty((N, J)) if predictive else None, loglik=np.empty((N, J)) if predictive else None,
-        rows=min(SEGMENT_DRAWS, max(1, block_cells // J)), scratch=SimpleQueue(), marginal=kind == "marginal",
+        rows=rows, scratch=SimpleQueue(), marginal=kind == "marginal",
+        se_rows=np.tile(d.se, (rows, 1)) if predictive else None,
+        resid_rows=np.concatenate([d.y[None, :], -d.X.T]), var_rows=np.stack([np.full(J, 1.0 / c), var]),
+        half_prec=-0.5 / var, log_const=-(np.log(d.se) + 0.5 * LOG_2PI),
     )
     n_threads = post.problem.threads if threads is None else int(threads)
     if threads is None and N * J < THREADS_MIN_CELLS:
