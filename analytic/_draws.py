@@ -289,7 +289,7 @@ SAMPLE_COORDS_KEPT = 4
 
 def sample_coords(st: StaticGroups, chains: int, draws: int, coef: bool = False) -> xr.Coordinates:
     """The chain, draw and study (and with ``coef`` the coef) coordinates and their indexes of
-    ``chains`` x ``draws`` draws, built once for each shape (the last few kept)."""
+    ``chains`` x ``draws`` draws, built once for each shape (up to a few shapes kept)."""
     key = (chains, draws, coef)
     coords = st.sample.get(key)
     if coords is None:
@@ -297,7 +297,7 @@ def sample_coords(st: StaticGroups, chains: int, draws: int, coef: bool = False)
         if coef:
             coords = coords.merge(st.coef).coords
         if len(st.sample) >= SAMPLE_COORDS_KEPT:
-            st.sample.pop(next(iter(st.sample)), None)
+            st.sample.clear()                              # one call: safe with concurrent samplers
         st.sample[key] = coords
     return coords
 
