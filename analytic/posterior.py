@@ -863,8 +863,9 @@ class ExactPosterior:
         N(x0'beta, tau^2) and y_rep_j ~ N(theta_j, s_j^2).
 
         Random streams: the seed's stream gives tau, beta's and theta_new's normals; each segment
-        of 1024 draws gets its own stream spawned from it (numpy ``Generator.spawn``) for theta's
-        and then y_rep's normals, which lets segments run in parallel with reproducible results.
+        of 1024 draws gets its own stream (an SFC64 generator seeded from a SeedSequence spawned
+        from the seed's) for theta's and then y_rep's normals, which lets segments run in
+        parallel with reproducible results.
         """
         from metapool.analytic._draws import draw
 

@@ -722,3 +722,31 @@ def test_node_count_follows_the_posterior_not_J():
     post6 = fit(_equal_errors(1_000_000))
     assert post6.tau_nodes.size <= 1.5 * n5
     assert post6.error_estimate < 1e-8
+
+
+# ----------------------------------------------------------------------------- draws: fast paths
+@pytest.mark.parametrize("prior", ["flat", "halfnormal:0.5", "uniform:0,30"])
+def test_inverse_cdf_table_is_numpy_interp_bit_for_bit(eight, prior):
+    """tau's bucket-table lookup gives numpy.interp's value exactly: at the table's points, next
+    to them on either side, at 0 and just below 1, and at random uniforms."""
+    from metapool.analytic._draws import CdfTable
+
+    post = fit(eight, prior)
+    F, t = post.inverse_cdf_table()
+    inner = F[(F > 0) & (F < 1)]
+    u = np.concatenate([[0.0, np.nextafter(1.0, 0.0)], inner, np.nextafter(inner, 0.0), np.nextafter(inner, 1.0),
+                        np.random.default_rng(0).random(50_000)])
+    u = u[u < 1.0]
+    np.testing.assert_array_equal(CdfTable(F, t).tau(u), np.interp(u, F, t))
+
+
+@pytest.mark.parametrize("scale", [1e-140, 1e-60, 1e60, 1e140])
+def test_draws_are_scale_equivariant_at_extreme_scales(eight, scale):
+    """The draws work in units scaled by a power of two: data multiplied by 10^+-140 give the same
+    draws times the factor (tau^4 s^2 would overflow or underflow unscaled)."""
+    ref = fit(eight).sample(draws=300, chains=1, seed=2, predictive=False)["posterior"]
+    big = MetaData.from_arrays(eight.y * scale, eight.se * scale)
+    got = fit(big).sample(draws=300, chains=1, seed=2, predictive=False)["posterior"]
+    for v in ("tau", "mu", "theta", "theta_new"):
+        np.testing.assert_allclose(got[v].values / scale, ref[v].values, rtol=1e-9, atol=1e-9 * S8.max(),
+                                   err_msg=v)
