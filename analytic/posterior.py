@@ -873,12 +873,18 @@ class ExactPosterior:
         K.seed(seed)
         T.check_threads(threads)
         C.memory_for_draws(draws, chains, self.data.J, self.data.p, bool(predictive))
-        dt = draw(self, draws, chains, seed, predictive, threads, log_likelihood=log_likelihood)
+        rng = np.random.default_rng(seed)       # the same draws as from the seed itself
+        dt = draw(self, draws, chains, rng, predictive, threads, log_likelihood=log_likelihood)
         if prior:
             from metapool.prior_groups import add_prior_groups
 
-            # A stream spawned from the seed's: the posterior draws stay as without prior groups.
-            dt = add_prior_groups(dt, self.spec, seed=np.random.default_rng(seed).spawn(1)[0])
+            # The next stream spawned from the seed's, after the draws' segment streams: independent
+            # of every posterior draw (the first spawned child was segment 0's own seed).
+            try:
+                prior_rng = rng.spawn(1)[0]
+            except (AttributeError, NotImplementedError, TypeError):  # no SeedSequence to spawn from
+                prior_rng = np.random.default_rng(rng.integers(2**63, size=4))
+            dt = add_prior_groups(dt, self.spec, seed=prior_rng)
         return dt
 
     def inverse_cdf_table(self, per_panel: int = 64) -> tuple[np.ndarray, np.ndarray]:

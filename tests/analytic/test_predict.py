@@ -296,3 +296,21 @@ def test_cli_predict_with_nuts_uses_the_draws(capsys, tmp_path, monkeypatch, nut
     for r in records:
         np.testing.assert_allclose([r[c] for c in expected.columns],
                                    expected.loc[(r["row"], r["parameter"])].to_numpy(), rtol=1e-12)
+
+
+def test_prior_draws_have_their_own_stream(eight):
+    """sample(prior=True) leaves the posterior draws as without prior groups, and draws the prior from
+    the stream spawned after the draws' segment streams (child n_segments of the seed's sequence),
+    not from segment 0's seed: with one segment, child 1."""
+    import xarray as xr
+
+    from metapool.prior_groups import add_prior_groups
+
+    post = analytic.fit(eight, tau_prior="halfnormal:10", beta_prior="normal:0,20")
+    with_prior = post.sample(draws=200, chains=2, seed=7, prior=True)
+    plain = post.sample(draws=200, chains=2, seed=7)
+    xr.testing.assert_identical(with_prior.posterior.to_dataset(), plain.posterior.to_dataset())
+    own = add_prior_groups(plain, post.spec, seed=np.random.default_rng(np.random.SeedSequence(7).spawn(2)[1]))
+    xr.testing.assert_identical(with_prior.prior.to_dataset(), own.prior.to_dataset())
+    reused = add_prior_groups(plain, post.spec, seed=np.random.default_rng(np.random.SeedSequence(7).spawn(1)[0]))
+    assert not np.array_equal(with_prior.prior["tau"].values, reused.prior["tau"].values)
