@@ -236,9 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.set_defaults(handler=cmd_compare)
 
     val = sub.add_parser("validate", parents=[common],
-                         help="fit both engines and compare them (exit 0 if the check passes, 1 if not)",
+                         help="fit both engines and compare them (exit 0 if the check passes, 1 if not: "
+                              "FAILED or INCONCLUSIVE)",
                          description="Fit the exact and the NUTS engine and print metapool.validation's "
-                                     "comparison; exit status 0 if it passed, 1 if not.")
+                                     "comparison; exit status 0 if it passed, 1 if not (FAILED, or INCONCLUSIVE: "
+                                     "too few effective draws).")
     _add_data_options(val)
     _add_sampling_options(val)
     _add_out_options(val, "report.csv, the figures, index.html and metadata.json")

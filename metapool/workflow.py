@@ -755,8 +755,7 @@ def validation_files(result: ValidationResult, command: str | None = None) -> li
                 "forest": FIGURE_CAPTIONS["forest"] + " From the NUTS draws."}
     files = [outputs.OutputFile(names["report_csv"], outputs.write_table(table))]
     files += [outputs.OutputFile(names[k], outputs.write_figure(m)) for k, m in makers.items()]
-    verdict = "PASSED" if result.passed else "FAILED"
-    notes = [result.header(), f"NUTS against the exact posterior: {verdict}."]
+    notes = [result.header(), f"NUTS against the exact posterior: {result.report.outcome}."]
     figures = [report.ReportFigure(names[k], captions[k]) for k in makers]
     tables = [report.ReportTable("NUTS against the exact posterior", table, file=names["report_csv"],
                                  collapsed=len(table) > 40)]
@@ -809,8 +808,7 @@ def demo(seed: int = DEMO_SEED, draws: int = 10_000, nuts: bool = True) -> list[
 
         t0 = time.perf_counter()
         report = compare(nuts_fit(post.spec, seed=seed), post)
-        verdict = "PASSED" if bool(report.passed) else "FAILED"
-        sections.append(f"{head} ({time.perf_counter() - t0:.1f} s): {verdict}\n\n"
+        sections.append(f"{head} ({time.perf_counter() - t0:.1f} s): {report.outcome}\n\n"
                         + report.brief(DEMO_ROWS, more=f"metapool validate {DEMO_DATASET} --out DIR writes report.csv"))
     sections.append(f"Total {time.perf_counter() - t_start:.1f} s. Figures and full tables: "
                     f"metapool fit {DEMO_DATASET} --out DIR")

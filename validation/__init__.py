@@ -6,8 +6,9 @@
   own independent draws (:class:`AnalyticCheckReport`).
 * :func:`sbc` - simulation-based calibration of either engine (:class:`SBCResult`).
 
-Every report has ``passed`` and ``failures``: :class:`Failure` records (parameter, check, value,
-limit; ``message`` is the text the report prints), decided by one verdict
+Every report has ``passed``, ``outcome`` (PASSED, FAILED, or INCONCLUSIVE when the only
+failures are too few effective draws) and ``failures``: :class:`Failure` records (parameter,
+check, value, limit; ``message`` is the text the report prints), decided by one verdict
 (:mod:`metapool.validation.verdict`).
 
 Figures of the comparison: :func:`metapool.plots.plot_compare_densities`.

@@ -21,9 +21,18 @@ import pandas as pd
 
 from metapool.numfmt import distinct_digits, format_pair
 
-__all__ = ["Failure", "Rule", "verdict", "check", "z_rules", "failed_parameters", "failure_lines"]
+__all__ = ["Failure", "Rule", "verdict", "check", "z_rules", "failed_parameters", "failure_lines",
+           "INCONCLUSIVE_CHECKS", "OUTCOMES"]
 
 Bound = Literal["upper", "lower"]
+
+#: Checks whose failure means "too few draws to decide", not "the draws disagree with the
+#: reference": a report whose only failures are these is INCONCLUSIVE (rerun with more draws),
+#: not FAILED (see :attr:`Verdict.outcome`).
+INCONCLUSIVE_CHECKS: frozenset[str] = frozenset({"ess_bulk", "ess_tail"})
+
+#: The three verdicts of a report, as its first line prints them.
+OUTCOMES: tuple[str, ...] = ("PASSED", "FAILED", "INCONCLUSIVE")
 
 
 def _g(v: Any, digits: int = 4) -> str:
@@ -158,6 +167,11 @@ class Failure:
         return dict(self.context).get(key, default)
 
     @property
+    def inconclusive(self) -> bool:
+        """True for a shortfall of draws (:data:`INCONCLUSIVE_CHECKS`) rather than a failed cross-check."""
+        return self.check in INCONCLUSIVE_CHECKS
+
+    @property
     def message(self) -> str:
         """The failure in words (without the parameter), as the report prints it."""
         return _message_for(self.check)(self)
@@ -261,7 +275,26 @@ def z_rules(table: pd.DataFrame, z_crit: float) -> list[Rule]:
 
 
 class Verdict:
-    """The verdict every report shares: ``passed`` and ``failed_parameters`` from its ``failures``."""
+    """The verdict every report shares: ``passed``, ``outcome`` and ``failed_parameters`` from its ``failures``.
+
+    Notes
+    -----
+    A report has one of three outcomes (:data:`OUTCOMES`): PASSED (no failure), FAILED (at
+    least one failed cross-check: a z or PIT test, R-hat, divergences, E-BFMI, the setup) and
+    INCONCLUSIVE (the only failures are too few effective draws, :data:`INCONCLUSIVE_CHECKS`).
+    Low ESS says nothing against the draws; it says the Monte Carlo errors that the z tests
+    divide by, and R-hat, cannot be trusted yet (Vehtari et al. 2021 ask for bulk and tail ESS
+    of at least 100 per chain before using them), so the answer is "run more draws", not
+    "the sampler is wrong". Keeping it apart gives the FAILED outcome the nominal false-alarm
+    level of its tests on correct fits (benchmarks/validation_false_alarms.py measures both
+    rates). ``passed`` is True only for PASSED; an INCONCLUSIVE report has not passed.
+
+    References
+    ----------
+    .. [1] Vehtari, A., Gelman, A., Simpson, D., Carpenter, B. and Bürkner, P.-C. (2021).
+       Rank-normalization, folding, and localization: an improved R-hat for assessing
+       convergence of MCMC. Bayesian Analysis 16(2), 667-718.
+    """
 
     failures: tuple["Failure", ...]
 
@@ -271,14 +304,44 @@ class Verdict:
         return not self.failures
 
     @property
+    def problems(self) -> tuple["Failure", ...]:
+        """The failed cross-checks (every failure that is not a shortfall of draws)."""
+        return tuple(f for f in self.failures if not f.inconclusive)
+
+    @property
+    def shortfalls(self) -> tuple["Failure", ...]:
+        """The shortfalls of draws (bulk or tail ESS below its minimum)."""
+        return tuple(f for f in self.failures if f.inconclusive)
+
+    @property
+    def failed(self) -> bool:
+        """True when a cross-check failed (outcome FAILED)."""
+        return bool(self.problems)
+
+    @property
+    def inconclusive(self) -> bool:
+        """True when nothing failed but there were too few effective draws (outcome INCONCLUSIVE)."""
+        return not self.problems and bool(self.failures)
+
+    @property
+    def outcome(self) -> str:
+        """``"PASSED"``, ``"FAILED"`` or ``"INCONCLUSIVE"`` (see Notes)."""
+        return "FAILED" if self.failed else "INCONCLUSIVE" if self.inconclusive else "PASSED"
+
+    @property
     def failed_parameters(self) -> tuple[str, ...]:
         """Parameters (and ``sampler`` / ``setup``) with at least one failure, in report order."""
         return failed_parameters(self.failures)
 
     def verdict_text(self, unit: str = "problem") -> str:
-        """``PASSED`` or ``FAILED (3 problems)``, as the reports' first lines say."""
-        n = len(self.failures)
-        return "PASSED" if self.passed else f"FAILED ({n} {unit}{'s' * (n != 1)})"
+        """``PASSED``, ``FAILED (3 problems)`` or ``INCONCLUSIVE (2 ESS shortfalls: ...)``, as the first lines say."""
+        n, k = len(self.problems), len(self.shortfalls)
+        short = f"{k} ESS shortfall{'s' * (k != 1)}"
+        if self.failed:
+            return f"FAILED ({n} {unit}{'s' * (n != 1)}{'; ' + short if k else ''})"
+        if self.inconclusive:
+            return f"INCONCLUSIVE ({short}: too few effective draws to decide; rerun with more draws)"
+        return "PASSED"
 
 
 def failed_parameters(failures: Iterable[Failure]) -> tuple[str, ...]:
@@ -287,10 +350,22 @@ def failed_parameters(failures: Iterable[Failure]) -> tuple[str, ...]:
 
 
 def failure_lines(failures: Sequence[Failure]) -> list[str]:
-    """The ``failures:`` block of a report (empty when there are none)."""
-    if not failures:
-        return []
-    return ["failures:", *(f"  {f}" for f in failures)]
+    """The ``failures:`` and ``inconclusive:`` blocks of a report (empty when there are none).
+
+    Failed cross-checks go under ``failures:``; shortfalls of draws (:attr:`Failure.inconclusive`)
+    under their own heading, which says how many times the draws would bring every ESS to its
+    minimum (ESS grows about in proportion to the draws).
+    """
+    problems = [f for f in failures if not f.inconclusive]
+    short = [f for f in failures if f.inconclusive]
+    lines = ["failures:", *(f"  {f}" for f in problems)] if problems else []
+    if short:
+        ratios = [float(f.limit) / float(f.value) for f in short
+                  if np.isfinite(f.value) and float(f.value) > 0]
+        more = f"; about {math.ceil(max(ratios) * 10) / 10:g}x the draws reach it" if ratios else ""
+        lines += [f"inconclusive (ESS below its minimum, the Monte Carlo errors are not yet trustworthy{more}):",
+                  *(f"  {f}" for f in short)]
+    return lines
 
 
 def draw_limits(table: pd.DataFrame, z_threshold: float, pit_alpha: float) -> tuple[int, float, int, float]:

@@ -311,8 +311,12 @@ class FakeReport:
     passed: bool
     table: pd.DataFrame
 
+    @property
+    def outcome(self) -> str:
+        return "PASSED" if self.passed else "FAILED"
+
     def __str__(self) -> str:
-        return f"fake validation report: {'PASSED' if self.passed else 'FAILED'}"
+        return f"fake validation report: {self.outcome}"
 
     def brief(self, rows, more: str = "") -> str:
         return str(self)

@@ -8,6 +8,7 @@ engine (independent draws) and then damage them in one known way each.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import arviz as az
 import numpy as np
@@ -236,6 +237,37 @@ def test_too_few_effective_draws_fail(exact8):
     assert f.message.startswith("ess_bulk = ") and "< 5000" in f.message
 
 
+def test_too_few_effective_draws_alone_are_inconclusive_not_failed(exact8):
+    rep = compare(_fake_fit(exact8), exact8, min_ess=5000)   # 2000 independent draws: every ESS short
+    assert not rep.passed and not rep.failed and rep.inconclusive and rep.outcome == "INCONCLUSIVE"
+    assert rep.problems == () and rep.shortfalls == rep.failures
+    assert {f.check for f in rep.shortfalls} <= {"ess_bulk", "ess_tail"} and all(f.inconclusive for f in rep.failures)
+    n_short = int((rep.table[["ess_bulk", "ess_tail"]] < 5000).to_numpy().sum())
+    assert len(rep.shortfalls) == n_short == 2 * len(rep.table)
+    text = str(rep)
+    assert text.startswith(f"metapool validation: NUTS vs exact: INCONCLUSIVE ({n_short} ESS shortfalls: ")
+    assert "FAILED" not in text and "\nfailures:" not in text
+    # the block says how many times the draws bring the smallest ESS to the minimum
+    factor = math.ceil(10 * 5000 / rep.table[["ess_bulk", "ess_tail"]].to_numpy().min()) / 10
+    assert f"\ninconclusive (ESS below its minimum, the Monte Carlo errors are not yet trustworthy; about {factor:g}x " \
+           "the draws reach it):\n" in text
+    for f in rep.failures:
+        assert f"  {f.parameter}: {f.message}\n" in text
+
+
+def test_a_failed_cross_check_with_too_few_draws_is_failed(exact8):
+    sd = exact8.sd("tau")
+    rep = compare(_fake_fit(exact8, posterior={"tau": lambda da: da + 0.3 * sd}), exact8, min_ess=5000)
+    assert rep.failed and not rep.inconclusive and rep.outcome == "FAILED"
+    assert {f.check for f in rep.problems} >= {"z_mean"} and all(f.parameter == "tau" for f in rep.problems)
+    assert len(rep.problems) + len(rep.shortfalls) == len(rep.failures)
+    k = len(rep.shortfalls)
+    assert str(rep).startswith(f"metapool validation: NUTS vs exact: FAILED ({len(rep.problems)} problems; "
+                               f"{k} ESS shortfalls)")
+    text = str(rep)
+    assert text.index("\nfailures:\n  tau: ") < text.index("\ninconclusive (")
+
+
 def test_treedepth_hits_are_reported_not_failed(exact8):
     depth = np.full((CHAINS, DRAWS), 3)
     depth[0, :7] = 10
@@ -311,7 +343,7 @@ def test_failing_report_names_every_failed_parameter_and_why(exact8):
 def test_centered_eight_schools_fails(nuts_fit, exact8):
     dt = nuts_fit("eight_schools", **CENTERED)
     rep = compare(dt, exact8)
-    assert not rep.passed
+    assert not rep.passed and rep.failed and rep.outcome == "FAILED"
     assert rep.divergences > 0
     (div,) = _failures(rep, "sampler", "divergences")
     assert div.value == rep.divergences > div.limit == 0
@@ -328,7 +360,7 @@ def test_centered_eight_schools_fails(nuts_fit, exact8):
 
 def test_noncentered_eight_schools_passes(nuts_fit, exact8):
     rep = compare(nuts_fit("eight_schools"), exact8)
-    assert rep.passed, str(rep)
+    assert rep.passed and rep.outcome == "PASSED", str(rep)
     assert rep.divergences == 0
     assert str(rep).startswith("metapool validation: NUTS (noncentered) vs exact: PASSED")
     assert (rep.table["r_hat"] <= 1.01).all()
