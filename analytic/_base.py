@@ -358,7 +358,7 @@ def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
 # Above this many studies the sums over studies run in blocks of studies, NODE_BLOCK nodes at a time,
 # whose (nodes x studies) temporaries of BLOCK_CELLS stay in cache: half the time of whole rows of a
 # million studies, which stream through memory once per pass (benchmarks/scaling.py).
-STUDY_BLOCK = 1 << 16
+STUDY_BLOCK = 1 << 14
 NODE_BLOCK = 16
 BLOCK_CELLS = 1 << 18
 

@@ -1,6 +1,6 @@
 """How the exact engine's cost grows with the number of studies, for three shapes of data.
 
-Run:  python benchmarks/scaling.py [--sizes 100 1000 10000 100000 1000000] [--repeat 2]
+Run:  python benchmarks/scaling.py [--sizes 100 1000 10000 100000 1000000] [--repeat 3]
       python benchmarks/scaling.py --quick        (up to 10^5; a couple of minutes)
 
 Prints
@@ -124,7 +124,7 @@ def seed_rows(draws: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 1_000, 10_000, 100_000, 1_000_000])
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="sizes up to 10^5 only")
     ap.add_argument("--draws", type=int, default=10_000)
     args = ap.parse_args()
