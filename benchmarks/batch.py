@@ -10,14 +10,12 @@ Data (seeded, ``numpy.random.default_rng(20261202)``): per group J ~ U{5..80}, t
 half-normal(0.3), mu_g ~ N(0, 0.5), s_j ~ U(0.05, 0.5), theta_j ~ N(mu_g, tau_g^2),
 y_j ~ N(theta_j, s_j^2); fitted with tau ~ halfnormal(1), flat mu.
 
-Measured 2026-12-02 on the shared 2-core development machine (one process, CPU time per group,
-best of runs, ``metapool.batch(..., n_jobs=1)``): about 10-14 ms (fit ~4, summary ~5, building
-the group ~0.5, the rest the table), against about 27 ms before the stacked summary (the
-summary alone was ~20 ms). The machine's load average was 6-11 throughout (other developers'
-jobs), so the 10,000-group wall times then (137 s on 2 processes at a load of ~7, 393 s at
-~10) say little; on an idle machine 10,000 groups need about 10,000 x 12 ms / 2 cores = 60 s
-or less (600 groups: local processes ~6 s once started, the first call ~7 s more to start
-them; Dask's table identical).
+Measured 2026-12-02 on the 2-core development machine, idle (load average about 1), two full
+runs: 2 local processes 55.8 and 57.8 s (11.2-11.6 ms of one core per group: fit ~4, summary ~5,
+building the group ~0.5, the rest the table), a 2-worker Dask LocalCluster 57.7 and 61.6 s,
+tables identical. The Dask workers run without Dask's eager malloc trimming and its stack
+profiler (DASK_WORKER_CONFIG below; with Dask's defaults the same run took 82 s). Before the
+stacked summary a group cost about 27 ms of one core (the summary alone ~20 ms).
 """
 
 from __future__ import annotations
