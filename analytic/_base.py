@@ -410,16 +410,25 @@ def theta_moments(tau: np.ndarray, cond: Conditional, y: np.ndarray, se2: np.nda
         Var[theta_j | tau, y] = w_j s_j^2 + (1 - w_j)^2 x_j' A^-1 x_j
     """
     tau2 = np.asarray(tau, dtype=float)[:, None] ** 2
-    one_minus_w = se2[None, :] / (se2[None, :] + tau2)
+    # Three (K, J) arrays, the rest in place: fresh temporaries of this size cost more in page
+    # faults than in arithmetic (0.75 against 0.15 ms for 360 nodes x 79 studies, measured here).
+    one_minus_w = np.add(se2[None, :], tau2)
+    np.divide(se2[None, :], one_minus_w, out=one_minus_w)
     if X.shape[1] == 1:            # outer products: einsum's general path is several times slower
         x = X[:, 0][None, :]
-        fit = cond.beta_hat[:, :1] * x
-        lev = cond.beta_cov[:, 0, :1] * (x * x)
+        mean = cond.beta_hat[:, :1] * x
+        var = cond.beta_cov[:, 0, :1] * (x * x)
     else:
-        fit = np.einsum("kp,jp->kj", cond.beta_hat, X)
-        lev = np.einsum("jp,kpq,jq->kj", X, cond.beta_cov, X)
-    mean = y[None, :] - one_minus_w * (y[None, :] - fit)
-    var = (1.0 - one_minus_w) * se2[None, :] + one_minus_w**2 * lev
+        mean = np.einsum("kp,jp->kj", cond.beta_hat, X)
+        var = np.einsum("jp,kpq,jq->kj", X, cond.beta_cov, X)
+    # mean = y - (1 - w)(y - x'beta_hat)
+    np.subtract(y[None, :], mean, out=mean)
+    mean *= one_minus_w
+    np.subtract(y[None, :], mean, out=mean)
+    # var = w s^2 + (1 - w)^2 lev = (1 - w) (tau^2 + (1 - w) lev), as w s^2 = tau^2 (1 - w)
+    var *= one_minus_w
+    var += tau2
+    var *= one_minus_w
     return mean, var
 
 
