@@ -13,7 +13,8 @@ y_j ~ N(theta_j, s_j^2); fitted with tau ~ halfnormal(1), flat mu.
 Measured 2026-12-02 on the 2-core development machine, idle (load average about 1), two full
 runs: 2 local processes 55.8 and 57.8 s (11.2-11.6 ms of one core per group: fit ~4, summary ~5,
 building the group ~0.5, the rest the table), a 2-worker Dask LocalCluster 57.7 and 61.6 s,
-tables identical; after the in-place theta moments, 49.7 s local and 67.4 s on Dask (the Dask
+tables identical; after the in-place theta moments, 49.7 and 59.2 s local, 67.4 and 67.3 s on
+Dask (the machine's speed drifts by 10-20 % between runs; the Dask
 workers used about 12 ms of CPU per group against 10 locally, and the scheduler and client in
 this process about 9 % of a core). The Dask workers run without Dask's eager malloc trimming and its stack
 profiler (DASK_WORKER_CONFIG below; with Dask's defaults the same run took 82 s). Before the
