@@ -13,8 +13,9 @@ y_j ~ N(theta_j, s_j^2); fitted with tau ~ halfnormal(1), flat mu.
 Measured 2026-12-02 on the 2-core development machine, idle (load average about 1), two full
 runs: 2 local processes 55.8 and 57.8 s (11.2-11.6 ms of one core per group: fit ~4, summary ~5,
 building the group ~0.5, the rest the table), a 2-worker Dask LocalCluster 57.7 and 61.6 s,
-tables identical; after the in-place theta moments, 49.7 and 59.2 s local, 67.4 and 67.3 s on
-Dask (the machine's speed drifts by 10-20 % between runs; the Dask
+tables identical; after the in-place theta moments, 49.7, 59.2 and 66.3 s local, 67.4, 67.3 and
+64.1 s on Dask, the last with the housekeeping intervals below (the machine's speed drifted by
+about 30 % over the day: numpy's 810,000 normals took 7.6 to 10.1 ms; the Dask
 workers used about 12 ms of CPU per group against 10 locally, and the scheduler and client in
 this process about 9 % of a core). The Dask workers run without Dask's eager malloc trimming and its stack
 profiler (DASK_WORKER_CONFIG below; with Dask's defaults the same run took 82 s). Before the
@@ -33,7 +34,12 @@ import pandas as pd
 
 
 DASK_WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                      "distributed.worker.profile.enabled": False}
+                      "distributed.worker.profile.enabled": False,
+                      # Housekeeping every 20-500 ms took ~10 % of a core idle (workers, scheduler and
+                      # client together), ~2 % at these intervals (measured here).
+                      "distributed.admin.tick.interval": "500ms",
+                      "distributed.admin.system-monitor.interval": "2s",
+                      "distributed.worker.memory.monitor-interval": "1s"}
 
 
 def simulate(n_groups: int, seed: int = 20261202) -> pd.DataFrame:

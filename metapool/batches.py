@@ -330,9 +330,10 @@ def batch(
         Run on a Dask distributed cluster (:func:`metapool.parallel.runner`); every worker needs
         metapool installed. The table is the same as a local run's. For the exact engine's many
         small fits, start the workers with Dask's ``distributed.nanny.pre-spawn-environ.
-        MALLOC_TRIM_THRESHOLD_`` unset (null) and ``distributed.worker.profile.enabled: false``:
-        Dask's defaults (memory trimmed eagerly, so numpy's temporaries are mapped afresh; a
-        stack-sampling profiler) made them about 35 % slower here (benchmarks/batch.py).
+        MALLOC_TRIM_THRESHOLD_`` unset (null), ``distributed.worker.profile.enabled: false`` and
+        longer housekeeping intervals (``benchmarks/batch.py``'s ``DASK_WORKER_CONFIG``): Dask's
+        defaults (memory trimmed eagerly, so numpy's temporaries are mapped afresh; a
+        stack-sampling profiler; 20 ms ticks) made them about 35 % slower here.
     progress : bool or callable, optional
         None (default): ``metapool batch: done/total groups`` on stderr when it is a terminal;
         True: always; False: never; or a callable ``progress(done, total)``.
