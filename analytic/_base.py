@@ -811,6 +811,16 @@ def mixture_mean_sd(w: np.ndarray, m: np.ndarray, s: np.ndarray) -> tuple[np.nda
     return mu, np.sqrt(wsum(w, s**2 + (m - mu) ** 2))
 
 
+def write_summary(out: np.ndarray, rows: slice | np.ndarray, res: MixtureSummary,
+                  exists: tuple[bool, bool]) -> None:
+    """Write summaries into the rows ``rows`` of a summary array (columns mean, sd, quantiles,
+    interval low and high); means and sds that do not exist (``exists``) are NaN."""
+    out[rows, 0] = res.mean if exists[0] else np.nan
+    out[rows, 1] = res.sd if exists[1] else np.nan
+    out[rows, 2:-2] = res.quantiles.T
+    out[rows, -2], out[rows, -1] = res.hdi_low, res.hdi_high
+
+
 def summarise_mixtures(w: np.ndarray, m: np.ndarray, s: np.ndarray, quantiles: tuple[float, ...],
                        prob: float, rule: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                        moments: tuple[np.ndarray, np.ndarray] | None = None) -> MixtureSummary:

@@ -445,10 +445,7 @@ class ExactPosterior:
         mean, sd = np.empty(idx.size), np.empty(idx.size)
         for sl in B.chunks(idx.size, tau.size) if kind in ("theta", "y_pred") else [slice(None)]:
             m, s = self._group_moments(kind, tau, cond, idx[sl] if kind != "theta_new" else slice(None))
-            ref = m[np.argmax(w)]                      # shift before squaring: no cancellation
-            mu = B.wsum(w, m - ref) + ref
-            mean[sl] = mu
-            sd[sl] = np.sqrt(B.wsum(w, s**2 + (m - mu) ** 2))
+            mean[sl], sd[sl] = B.mixture_mean_sd(w, m, s)
         return mean, sd
 
     def _group_summary(self, kind: str, quantiles: Sequence[float], prob: float, out: np.ndarray) -> None:
@@ -462,7 +459,7 @@ class ExactPosterior:
 
         def rows(sl: slice) -> None:
             m, s = self._group_moments(kind, tau, cond, sl)
-            _fill_rows(out, sl, B.summarise_mixtures(w, m, s, tuple(quantiles), prob), exists)
+            B.write_summary(out, sl, B.summarise_mixtures(w, m, s, tuple(quantiles), prob), exists)
 
         # Row chunks write disjoint rows of out; several only for large groups.
         parts = B.chunks(R, tau.size * 8) if kind in ("theta", "y_pred") else [slice(None)]
@@ -478,7 +475,7 @@ class ExactPosterior:
         def exact(y: np.ndarray, se2: np.ndarray) -> np.ndarray:
             res = np.empty((y.size, out.shape[1]))
             m, s = self._study_moments(kind, tau, cond, y, se2, np.ones((y.size, 1)))
-            _fill_rows(res, slice(None), B.summarise_mixtures(w, m, s, tuple(quantiles), prob), (True, True))
+            B.write_summary(res, slice(None), B.summarise_mixtures(w, m, s, tuple(quantiles), prob), (True, True))
             return res
 
         mean, sd = self._group_mean_sd(kind, tau, w, cond)
@@ -529,7 +526,7 @@ class ExactPosterior:
         for kind in ("beta", "theta", "theta_new", "y_pred"):
             n = self._group_size(kind)
             sl = slice(row, row + n)
-            _fill_rows(out, sl, B.MixtureSummary(*(v[..., sl] for v in res)), self._exists(kind))
+            B.write_summary(out, sl, B.MixtureSummary(*(v[..., sl] for v in res)), self._exists(kind))
             row += n
 
     def _ladder_rules(self, tau: np.ndarray, w: np.ndarray, cond: B.Conditional, mean: np.ndarray,
@@ -1202,15 +1199,6 @@ def _mixture_probe(post: ExactPosterior, kind: str, tau, w, cond, rows, ref: _Pr
         quant = np.max(np.abs(cdf - ref.cdf) / dens)
     err = max(moments, quant)
     return err if np.isfinite(err) else np.inf
-
-
-def _fill_rows(out: np.ndarray, sl: slice, res: B.MixtureSummary, exists: tuple[bool, bool]) -> None:
-    """Write one block of summaries into the rows ``sl`` of the summary array (NaN moments that
-    do not exist)."""
-    out[sl, 0] = res.mean if exists[0] else np.nan
-    out[sl, 1] = res.sd if exists[1] else np.nan
-    out[sl, 2:-2] = res.quantiles.T
-    out[sl, -2], out[sl, -1] = res.hdi_low, res.hdi_high
 
 
 def _summary_keys(post: ExactPosterior) -> tuple[np.ndarray, np.ndarray]:

@@ -104,24 +104,7 @@ def predict(post: "ExactPosterior", newdata: Any, quantiles: Sequence[float] | N
 
 def _fill(out: np.ndarray, rows: np.ndarray, w: np.ndarray, m: np.ndarray, s: np.ndarray,
           qs: Sequence[float], prob: float, exists: tuple[bool, bool]) -> None:
-    """Mean, sd, quantiles and shortest interval of the mixtures sum_k w_k N(m[k, g], s[k, g]^2)."""
-    ref = m[np.argmax(w)]
-    mu = B.wsum(w, m - ref) + ref
-    sd = np.sqrt(B.wsum(w, s**2 + (m - mu) ** 2))
-    out[rows, 0] = mu if exists[0] else np.nan
-    out[rows, 1] = sd if exists[1] else np.nan
-    sig = w > 1e-18 * w.max()
-    wq, mq, sq = w[sig] / w[sig].sum(), m[sig], np.maximum(s[sig], np.finfo(float).tiny)
-    start = B.cornish_fisher(wq, mq, sq, mu, sd)
-    tail = (1.0 - prob) / 2.0
-    known: dict[float, np.ndarray] = {}
-    for i, q in enumerate(qs):
-        if q in (0.0, 1.0):
-            out[rows, 2 + i] = -np.inf if q == 0.0 else np.inf
-        else:
-            known[q] = B.mixture_quantile(q, wq, mq, sq, start=start(q))
-            out[rows, 2 + i] = known[q]
-    lo = known[tail] if tail in known else B.mixture_quantile(tail, wq, mq, sq, start=start(tail))
-    hi = known[1 - tail] if (1 - tail) in known else B.mixture_quantile(1 - tail, wq, mq, sq, start=start(1 - tail))
-    a, b = B.mixture_hdi(prob, wq, mq, sq, lo, hi)
-    out[rows, -2], out[rows, -1] = a, b
+    """Mean, sd, quantiles and shortest interval of the mixtures sum_k w_k N(m[k, g], s[k, g]^2)
+    (quantiles with the sds kept above the smallest double: a point mass solves as a narrow normal)."""
+    res = B.summarise_mixtures(w, m, s, tuple(qs), prob, rule=(w, m, np.maximum(s, np.finfo(float).tiny)))
+    B.write_summary(out, rows, res, exists)
