@@ -200,6 +200,8 @@ class BetaGivenTau(NamedTuple):
 
     def cov(self) -> np.ndarray:
         p = self.factor.shape[-1]
+        if p == 1:                        # one coefficient: A^-1 = (scale / L)^2, no solves
+            return (self.scale / self.factor[:, 0, :])[:, :, None] ** 2
         inv = _cho_solve_mat(self.factor, np.broadcast_to(np.eye(p), self.factor.shape))
         return inv * self.scale[:, :, None] * self.scale[:, None, :]
 
@@ -247,6 +249,13 @@ def beta_given_tau(G: np.ndarray, c: np.ndarray, yy: np.ndarray, pr: Prepared) -
     (least squares as a sum of squared residuals).
     """
     K, p = c.shape
+    if pr.sd0 is None and p == 1 and not pr.prec0[0]:
+        # Flat prior on one coefficient (an intercept-only model): the scalar case of the
+        # branch below without the stacked-matrix calls, whose overhead dominates small problems.
+        a, b = G[:, 0, 0], c[:, 0]
+        bh = b / a
+        return BetaGivenTau(yy - b * bh, np.log(a), (bh + pr.beta_ref[0])[:, None], np.sqrt(a)[:, None, None],
+                            np.ones((K, 1)))
     if pr.sd0 is None:
         A = G + np.diag(pr.prec0)[None] if np.any(pr.prec0) else G
         b = c + (pr.prec0 * pr.mean0_c)[None]
@@ -351,7 +360,10 @@ def conditional(tau: np.ndarray, y: np.ndarray, se2: np.ndarray, X: np.ndarray,
 
     # Chunks write disjoint rows; several only when K x J is large (a million studies).
     parts = chunks(K, J) if J <= STUDY_BLOCK else [slice(i, min(i + NODE_BLOCK, K)) for i in range(0, K, NODE_BLOCK)]
-    run_threads([functools.partial(one, sl) for sl in parts], threads)
+    if len(parts) == 1:
+        one(parts[0])
+    else:
+        run_threads([functools.partial(one, sl) for sl in parts], threads)
     return Conditional(out_lp, out_bh, out_cov)
 
 

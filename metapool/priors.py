@@ -132,9 +132,12 @@ class TauPrior(Registered):
             underflow to NaN or warnings for ``tau`` from 1e-300 to 1e300.
         """
         t = np.asarray(tau, dtype=float)
-        out = np.full(t.shape, -np.inf)
         with np.errstate(invalid="ignore"):
             inside = (t >= 0.0) & (t <= self.upper)
+        if inside.all():                 # the usual case (quadrature nodes): no masking needed
+            with np.errstate(all="ignore"):
+                return _finish(np.asarray(self._logpdf_support(t), dtype=float))
+        out = np.full(t.shape, -np.inf)
         if np.any(inside):
             with np.errstate(all="ignore"):
                 out[inside] = self._logpdf_support(t[inside])
