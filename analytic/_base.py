@@ -32,6 +32,15 @@ def wsum(w: np.ndarray, M: np.ndarray) -> np.ndarray:
     return np.einsum("k,k...->...", w, M)
 
 
+def log_sum_exp(x: np.ndarray) -> float:
+    """log sum_k exp(x_k) for a 1-D array, shifted by its maximum (the plain numpy form of
+    ``scipy.special.logsumexp``, without its per-call overhead: it normalises every rule)."""
+    m = float(np.max(x))
+    if not math.isfinite(m):            # all -inf (0 mass), or +inf / NaN passed through
+        return m
+    return m + math.log(float(np.exp(x - m).sum()))
+
+
 def rowdot(W: np.ndarray, M: np.ndarray, MT: np.ndarray) -> np.ndarray:
     """W @ M for a wide W (k, J) and a thin M (J, q), given also as MT (q, J); both C-contiguous.
 
@@ -492,14 +501,23 @@ def panel_cdf_coefficients(dens: np.ndarray, rule: Rule) -> np.ndarray:
     The density values at Gauss nodes determine an interpolating polynomial per panel; its
     coefficients follow from discrete orthogonality, c_k = (2k+1)/2 sum_i w_i f_i P_k(t_i).
     Integrating it gives a CDF inside each panel that agrees with the quadrature at panel ends.
+    Both steps are linear in the density values: one (n, n+1) matrix, :func:`_cdf_matrix`.
     """
-    n = rule.n
-    t, wt = gauss_legendre(n)
-    V = np.polynomial.legendre.legvander(t, n - 1)              # (n, n)
-    c = (dens * wt[None, :]) @ V * ((2 * np.arange(n) + 1) / 2.0)[None, :]
     half = 0.5 * (rule.edges[1:] - rule.edges[:-1])
-    ci = np.polynomial.legendre.legint(c.T, lbnd=-1.0).T        # (P, n+1), in reference units
-    return ci * half[:, None]
+    ci = dens @ _cdf_matrix(rule.n)                            # (P, n+1), in reference units
+    ci *= half[:, None]
+    return ci
+
+
+@lru_cache(maxsize=8)
+def _cdf_matrix(n: int) -> np.ndarray:
+    """M (n, n+1) with f @ M the Legendre coefficients of the antiderivative from u = -1 of the
+    degree n-1 interpolant of values f at the n Gauss nodes (see :func:`panel_cdf_coefficients`)."""
+    t, wt = gauss_legendre(n)
+    V = np.polynomial.legendre.legvander(t, n - 1) * ((2 * np.arange(n) + 1) / 2.0)[None, :]   # (n, n)
+    M = wt[:, None] * (V @ np.polynomial.legendre.legint(np.eye(n), lbnd=-1.0).T)
+    M.setflags(write=False)
+    return M
 
 
 def _clenshaw(u: float, c: list[float]) -> float:
@@ -515,17 +533,20 @@ def legendre_derivative(coef: np.ndarray) -> np.ndarray:
 
     Notes
     -----
-    P'_{k+1} - P'_{k-1} = (2k + 1) P_k, so d_{k} = (2k + 1) sum_{j > k, j - k odd} c_j, summed
-    from the top down in two interleaved running sums (numpy's ``legder`` does the same per call).
+    P'_{k+1} - P'_{k-1} = (2k + 1) P_k, so d_k = (2k + 1) sum_{j > k, j - k odd} c_j: one
+    product with a fixed (n, n - 1) matrix (:func:`_derivative_matrix`).
     """
     coef = np.asarray(coef, dtype=float)
-    n = coef.shape[-1]
-    out = np.zeros(coef.shape[:-1] + (max(n - 1, 1),))
-    run = [np.zeros(coef.shape[:-1]), np.zeros(coef.shape[:-1])]
-    for j in range(n - 1, 0, -1):
-        run[j % 2] = run[j % 2] + coef[..., j]
-        out[..., j - 1] = (2 * (j - 1) + 1) * run[j % 2]
-    return out
+    return coef @ _derivative_matrix(coef.shape[-1])
+
+
+@lru_cache(maxsize=8)
+def _derivative_matrix(n: int) -> np.ndarray:
+    """D (n, max(n - 1, 1)): D[j, k] = 2k + 1 for j > k with j - k odd (:func:`legendre_derivative`)."""
+    j, k = np.ogrid[:n, : max(n - 1, 1)]
+    D = np.where((j > k) & ((j - k) % 2 == 1), 2.0 * k + 1.0, 0.0)
+    D.setflags(write=False)
+    return D
 
 
 def invert_panel_cdf(coef: np.ndarray, target: np.ndarray, max_iter: int = 100,
@@ -818,9 +839,17 @@ class MixtureSummary(NamedTuple):
 def mixture_mean_sd(w: np.ndarray, m: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sd of every row of sum_k w_k N(m_kr, s_kr^2) (w normalised), shifted before
     squaring (by the heaviest node's mean) so that a large common offset does not cancel."""
+    return mixture_mean_sd_var(w, m, s * s)
+
+
+def mixture_mean_sd_var(w: np.ndarray, m: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mixture_mean_sd` from the component variances ``var`` (K, R) instead of the sds."""
     ref = m[np.argmax(w)]
     mu = wsum(w, m - ref) + ref
-    return mu, np.sqrt(wsum(w, s**2 + (m - mu) ** 2))
+    d = m - mu
+    d *= d
+    d += var
+    return mu, np.sqrt(wsum(w, d))
 
 
 def write_summary(out: np.ndarray, rows: slice | np.ndarray, res: MixtureSummary,

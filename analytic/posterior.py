@@ -443,7 +443,15 @@ class ExactPosterior:
     def _group_mean_sd(self, kind, tau, w, cond, rows=None) -> tuple[np.ndarray, np.ndarray]:
         idx = np.arange(self._group_size(kind))[slice(None) if rows is None else rows]
         mean, sd = np.empty(idx.size), np.empty(idx.size)
+        d = self.data
         for sl in B.chunks(idx.size, tau.size) if kind in ("theta", "y_pred") else [slice(None)]:
+            if kind in ("theta", "y_pred"):        # from the variances: no square root and square again
+                r = idx[sl]
+                m, v = B.theta_moments(tau, cond, d.y[r], d.variance[r], d.X[r])
+                if kind == "y_pred":
+                    v += d.variance[r][None, :]
+                mean[sl], sd[sl] = B.mixture_mean_sd_var(w, m, v)
+                continue
             m, s = self._group_moments(kind, tau, cond, idx[sl] if kind != "theta_new" else slice(None))
             mean[sl], sd[sl] = B.mixture_mean_sd(w, m, s)
         return mean, sd
@@ -1244,7 +1252,7 @@ def _assemble(prob: Problem, spec: ModelSpec, rtol, coordinate, rule, err, level
     lp = lp_all[:n_rule].reshape(rule.x.shape)
     logw = np.log(rule.w) + lp
     logw_all = np.append(logw.ravel(), lp_all[n_rule:])  # the tail's weight: its integral, f(e0)
-    log_norm = float(special.logsumexp(logw_all))
+    log_norm = B.log_sum_exp(logw_all)
     dens = np.exp(lp - log_norm)
     weights = np.exp(logw_all - log_norm)
     coef = B.panel_cdf_coefficients(dens, rule)
