@@ -520,12 +520,32 @@ def _cdf_matrix(n: int) -> np.ndarray:
     return M
 
 
+@lru_cache(maxsize=16)
+def _recurrence(n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The Legendre recurrence's constants (2k+1)/(k+1) and (k+1)/(k+2) for k = n-1 down to 1."""
+    ks = range(n - 1, 0, -1)
+    return tuple((2 * k + 1) / (k + 1) for k in ks), tuple((k + 1) / (k + 2) for k in ks)
+
+
 def _clenshaw(u: float, c: list[float]) -> float:
     """sum_k c_k P_k(u) for one scalar u (pure Python: for one value numpy's call overhead dominates)."""
+    A, Bk = _recurrence(len(c))
     b1 = b2 = 0.0
-    for k in range(len(c) - 1, 0, -1):
-        b1, b2 = c[k] + (2 * k + 1) / (k + 1) * u * b1 - (k + 1) / (k + 2) * b2, b1
+    for ck, ak, bk in zip(c[:0:-1], A, Bk):
+        b1, b2 = ck + ak * u * b1 - bk * b2, b1
     return c[0] + u * b1 - 0.5 * b2
+
+
+def _clenshaw2(u: float, c: list[float], d: list[float]) -> tuple[float, float]:
+    """:func:`_clenshaw` of two series at once, c (n terms) and d (n - 1 terms: a derivative),
+    in one loop (the same operations, so the same values, as two calls)."""
+    A, Bk = _recurrence(len(c))
+    b1 = b2 = e1 = e2 = 0.0
+    for ck, dk, ak, bk in zip(c[:0:-1], [0.0, *d[:0:-1]], A, Bk):
+        au = ak * u
+        b1, b2 = ck + au * b1 - bk * b2, b1
+        e1, e2 = dk + au * e1 - bk * e2, e1
+    return c[0] + u * b1 - 0.5 * b2, d[0] + u * e1 - 0.5 * e2
 
 
 def legendre_derivative(coef: np.ndarray) -> np.ndarray:
@@ -575,21 +595,21 @@ def invert_panel_cdf(coef: np.ndarray, target: np.ndarray, max_iter: int = 100,
     out = np.empty(len(coef))
     eps = 4 * np.finfo(float).eps
     for i, (c, dc, t) in enumerate(zip(coef.tolist(), dcoef.tolist(), np.asarray(target, float).tolist())):
-        g_lo, g_hi = _clenshaw(-1.0, c) - t, _clenshaw(1.0, c) - t
+        g_lo, g_hi = math.fsum(c[::2]) - math.fsum(c[1::2]) - t, math.fsum(c) - t    # P_k(+-1) = (+-1)^k
         if g_lo >= 0 or g_hi <= 0:
             out[i] = -1.0 if g_lo >= 0 else 1.0
             continue
         lo, hi = -1.0, 1.0
         u = -1.0 - 2.0 * g_lo / (g_hi - g_lo)                  # linear start
         for _ in range(max_iter):
-            g = _clenshaw(u, c) - t
+            g, d = _clenshaw2(u, c, dc)
+            g -= t
             if g == 0:
                 break
             if g < 0:
                 lo = u
             else:
                 hi = u
-            d = _clenshaw(u, dc)
             un = u - g / d if d > 0 else lo - 1.0
             if not lo < un < hi:
                 un = 0.5 * (lo + hi)

@@ -179,8 +179,8 @@ class ExactPosterior:
         i = min(bisect.bisect_right(edges, x) - 1, len(edges) - 2)
         half = 0.5 * (edges[i + 1] - edges[i])
         u = (x - edges[i]) / half - 1.0
-        return (float(self._cum[i]) + B._clenshaw(u, c[i]), B._clenshaw(u, d1[i]) / half,
-                B._clenshaw(u, d2[i]) / (half * half))
+        F, f = B._clenshaw2(u, c[i], d1[i])
+        return float(self._cum[i]) + F, f / half, B._clenshaw(u, d2[i]) / (half * half)
 
     def _tau_hdi_newton(self, prob: float, lo: float, hi: float, max_iter: int = 50) -> tuple[float, float] | None:
         """Newton's method for the shortest interval from (lo, hi) (see :meth:`tau_hdi`); None if it
