@@ -237,7 +237,7 @@ class PlainTable:
     index : sequence of str
         Row names (flat parameter names such as ``tau``, ``theta[A]``).
     columns : tuple of str
-        Column names (``mean``, ``sd``, ``q2.5``, ...).
+        Column names (``mean``, ``sd``, ``q2.5``, ...), each once.
     values : ndarray, shape (len(index), len(columns))
         The numbers (float); :meth:`to_frame` hands this array to the DataFrame without a copy.
     index_name : str or None
@@ -253,6 +253,8 @@ class PlainTable:
         shape = (len(self.index), len(self.columns))
         if np.shape(self.values) != shape:
             raise ValueError(f"values have shape {np.shape(self.values)}; the names need {shape}")
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"column names must be unique; got {list(self.columns)}")
 
     def to_frame(self) -> pd.DataFrame:
         """The table as a DataFrame (index named :attr:`index_name`, float columns).
