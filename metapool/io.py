@@ -310,9 +310,11 @@ PANDAS_NA_MARKERS: frozenset[str] = frozenset({
     "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 #: Rows a plain file may have: pandas reads longer files in chunks, whose type inference may warn.
 PLAIN_MAX_ROWS = 100_000
-# A number pandas's parser and Python's float() turn into the same double: at most 15 digits (an
-# integer below 2^53, exact in double precision) times a power of ten 10^k with |k| <= 22 (exact
-# too), so the one multiplication or division each makes is correctly rounded.
+_PLAIN_MAX_BYTES = 64 * 2**20
+# A number pandas's parser and Python's float() turn into the same double: at most 15 digits in
+# all, leading zeros included (pandas's parser keeps 17, counting them; 15 make an integer below
+# 2^53, exact in double precision) times a power of ten 10^k with |k| <= 22 (exact too), so the
+# one multiplication or division each makes is correctly rounded.
 _PLAIN_NUMBER = re.compile(r"(-?)(\d+)(?:\.(\d*))?(?:[eE]([+-]?\d{1,3}))?")
 _PLAIN_MAX_DIGITS = 15
 _PLAIN_MAX_POWER = 22
@@ -349,7 +351,7 @@ def read_csv_plain(path: str | os.PathLike, effect: str, *, se: str | None = Non
     returns or blank lines, unique header names without surrounding spaces, every row with
     the header's number of fields, at most :data:`PLAIN_MAX_ROWS` rows; the effect and
     standard-error (or variance) columns plain decimal numbers that pandas reads as the same
-    double (at most 15 digits, powers of ten up to 22, no ``-0``); labels without surrounding
+    double (at most 15 digits in all, powers of ten up to 22, no ``-0``); labels without surrounding
     spaces and none a pandas missing-value marker (:data:`PANDAS_NA_MARKERS`); and the data
     passing :class:`~metapool.MetaData`'s checks (any failure: None, so that :func:`read_csv`
     reports it).
@@ -369,6 +371,8 @@ def read_csv_plain(path: str | os.PathLike, effect: str, *, se: str | None = Non
     if (se is None) == (variance is None):
         return None
     try:
+        if Path(path).stat().st_size > _PLAIN_MAX_BYTES:
+            return None
         raw = Path(path).read_bytes()
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError):

@@ -211,6 +211,8 @@ NOT_PLAIN = {
     "plus sign": "y,s,lab\n+1,1,a\n2,1,b\n3,1,c\n",
     "leading point": "y,s,lab\n.5,1,a\n2,1,b\n3,1,c\n",
     "16 digits": "y,s,lab\n0.1234567890123456,1,a\n2,1,b\n3,1,c\n",
+    "16 digits with leading zeros": "y,s,lab\n0.000000000000123,1,a\n2,1,b\n3,1,c\n",
+    "four-digit exponent": "y,s,lab\n1e0001,1,a\n2,1,b\n3,1,c\n",
     "power beyond 22": "y,s,lab\n1e23,1,a\n2,1,b\n3,1,c\n",
     "tiny": "y,s,lab\n1,1e-400,a\n2,1,b\n3,1,c\n",
     "negative zero": "y,s,lab\n-0,1,a\n2,1,b\n3,1,c\n",
