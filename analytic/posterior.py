@@ -19,7 +19,7 @@ from metapool.data import MetaData
 from metapool.errors import InputError
 from metapool.spec import ModelSpec, model_spec
 from metapool import layout
-from metapool.summaries import shortest_interval
+from metapool.summaries import PlainTable, shortest_interval
 from metapool.analytic import _base as B
 from metapool.analytic import _rows
 from metapool import checks as K
@@ -637,7 +637,24 @@ class ExactPosterior:
 
     # ----------------------------------------------------------- public summaries
     def summary(self, quantiles: Sequence[float] | None = None, prob: float = 0.95) -> pd.DataFrame:
-        """Exact posterior summaries, one row per parameter.
+        """Exact posterior summaries, one row per parameter: :meth:`summary_table` as a DataFrame.
+
+        Parameters
+        ----------
+        quantiles : sequence of float, optional
+            Probabilities of the reported quantiles (default 2.5, 25, 50, 75, 97.5 %).
+        prob : float
+            Probability of the shortest (highest-density) interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``parameter``; the columns and rows of :meth:`summary_table`.
+        """
+        return self._summary_table(quantiles, prob).to_frame()
+
+    def summary_table(self, quantiles: Sequence[float] | None = None, prob: float = 0.95) -> PlainTable:
+        """Exact posterior summaries, one row per parameter, without pandas.
 
         Parameters
         ----------
@@ -649,11 +666,11 @@ class ExactPosterior:
 
         Returns
         -------
-        pandas.DataFrame
-            Index ``parameter`` (``tau``, ``mu`` or ``beta[NAME]``, ``theta[LABEL]``, ``theta_new``,
-            ``y_pred[LABEL]``); columns ``mean, sd, q2.5, q25, q50, q75, q97.5, hdi95_low,
-            hdi95_high``. Means and sds that do not exist (heavy posterior tails under improper
-            priors) are NaN, with a :class:`MomentWarning`.
+        PlainTable
+            Rows (index ``parameter``) ``tau``, ``mu`` or ``beta[NAME]``, ``theta[LABEL]``,
+            ``theta_new``, ``y_pred[LABEL]``; columns ``mean, sd, q2.5, q25, q50, q75, q97.5,
+            hdi95_low, hdi95_high``. Means and sds that do not exist (heavy posterior tails
+            under improper priors) are NaN, with a :class:`MomentWarning`.
 
         Notes
         -----
@@ -662,6 +679,9 @@ class ExactPosterior:
         inverted by bracketed Newton iteration; the shortest interval solves F(b) - F(a) = prob,
         f(a) = f(b).
         """
+        return self._summary_table(quantiles, prob)
+
+    def _summary_table(self, quantiles: Sequence[float] | None, prob: float) -> PlainTable:
         qs = tuple(float(v) for v in np.atleast_1d(K.probabilities("quantiles", DEFAULT_QUANTILES if quantiles is None
                                                                       else quantiles)))
         if not (isinstance(prob, numbers.Real) and 0.0 < prob < 1.0):
@@ -681,10 +701,7 @@ class ExactPosterior:
                 R = self._group_size(kind)
                 self._group_summary(kind, qs, prob, out[row:row + R])
                 row += R
-        import pandas as pd  # imported when used: importing the engine stays free of pandas
-
-        index = pd.Index(self._names, dtype=object, copy=False, name="parameter")
-        return pd.DataFrame(out, index=index, columns=cols, copy=False)
+        return PlainTable(self._names, tuple(cols), out, "parameter")
 
     def _warn_moments(self) -> None:
         mean_ok, sd_ok = self._exists("tau")
@@ -697,7 +714,7 @@ class ExactPosterior:
             f"do not exist: the posterior of tau decays like tau^-{self.tail_exponent:g} (J = {d.J}, p = {d.p}, "
             f"tau prior {self.tau_prior.spec}); those cells are left empty (NaN). Quantiles and intervals are exact. "
             "Use a proper tau prior (e.g. halfnormal or halfcauchy) or more studies to get them.",
-            MomentWarning, stacklevel=3,
+            MomentWarning, stacklevel=4,
         )
 
     def _kind_of(self, parameter: str) -> tuple[str, int]:

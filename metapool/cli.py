@@ -443,8 +443,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.out:
         names = workflow.fit_file_names(args.engine, spec.data, args.study, newdata is not None)
         outputs.check_out_dir(args.out, [*names.values(), outputs.MANIFEST], args.overwrite)
-    import pandas as pd
-
     result = workflow.fit(spec, engine=args.engine, with_draws=bool(args.out or (args.loo and args.engine == "exact")),
                           **opts)
     blocks = _fit_blocks(args, result)
@@ -453,6 +451,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         predictions = workflow.prediction_frame(workflow.predict(result, newdata), newdata)
         blocks["predictions"] = predictions.set_index(["row", "parameter"])
     if args.format == "json":
+        import pandas as pd
+
         if blocks:
             print(json.dumps(outputs.jsonable({"summary": outputs.table_records(result.table),
                                                **{k: (v.reset_index().to_dict(orient="records")  # full precision
@@ -463,14 +463,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(result.table.to_csv(index_label="parameter"))
         for key, value in blocks.items():
-            if isinstance(value, pd.DataFrame):
+            if not isinstance(value, str):  # a DataFrame
                 sys.stdout.write(f"\n# {key}\n" + value.to_csv())
     else:
         from metapool.summaries import format_table
 
         print(result.header())
         print()
-        print(format_table(result.table))
+        print(format_table(result.summary))  # the exact engine's summary prints without pandas
         print()
         print(result.footer())
         for key, value in blocks.items():
@@ -503,6 +503,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def _fit_blocks(args: argparse.Namespace, result) -> dict[str, Any]:
     """The extra blocks ``fit`` prints: heterogeneity text, the LOO table, the sensitivity table."""
+    if not (args.heterogeneity or args.loo or args.sensitivity):
+        return {}
     import pandas as pd
 
     from metapool import workflow

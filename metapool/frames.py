@@ -100,6 +100,8 @@ def labels_from_values(raw: Sequence[Any], label: Any) -> list[str]:
 
 
 def _is_missing(v: Any) -> bool:
+    if isinstance(v, str):  # text is never missing (pandas.isna agrees), and needs no pandas
+        return False
     import pandas as pd
 
     try:

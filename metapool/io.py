@@ -12,16 +12,19 @@ from decimal import Decimal, InvalidOperation
 import csv
 import gzip
 import os
+import re
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
-import pandas as pd
 
 from metapool.data import MetaData
 from metapool.errors import InputError
 
-__all__ = ["read_csv", "read_table", "CsvFormat", "sniff"]
+if TYPE_CHECKING:  # pandas is imported where it is used: a plain file is read without it
+    import pandas as pd
+
+__all__ = ["read_csv", "read_csv_plain", "read_table", "CsvFormat", "sniff"]
 
 #: Separators tried when none is given, in order of preference on a tie.
 SEPARATORS: tuple[str, ...] = (",", ";", "\t", "|")
@@ -195,9 +198,14 @@ def read_csv(
     --------
     >>> data = read_csv("byCountry_testscores.csv", effect="X_beta", se="X_stderr")  # doctest: +SKIP
     """
-    df, kwargs = _read_table(path, label, pandas_kwargs)
     if name is None and isinstance(path, (str, os.PathLike)):
         name = Path(path).name
+    if (covariates is None and isinstance(path, (str, os.PathLike)) and set(pandas_kwargs) <= {"sep", "encoding"}
+            and all(v is None for v in pandas_kwargs.values())):
+        plain = read_csv_plain(path, effect, se=se, variance=variance, label=label, name=name)
+        if plain is not None:
+            return plain
+    df, kwargs = _read_table(path, label, pandas_kwargs)
     if not {"keep_default_na", "na_values", "usecols", "dtype"} & set(pandas_kwargs):
         df = _verbatim_numbers(df, path, [c for c in (effect, se, variance) if c in df.columns], kwargs)
     return MetaData.from_dataframe(df, effect=effect, se=se, variance=variance, label=label,
@@ -235,6 +243,8 @@ def _read_table(path: Any, label: str | None, pandas_kwargs: dict) -> tuple[pd.D
 
 def _read(path: Any, kwargs: dict) -> pd.DataFrame:
     """pandas.read_csv with its file-level failures as input errors naming the file."""
+    import pandas as pd
+
     where = path if isinstance(path, (str, os.PathLike)) else "the CSV input"
     try:
         return pd.read_csv(path, **kwargs)
@@ -275,6 +285,8 @@ def _verbatim_numbers(df: pd.DataFrame, path, columns: list[str], pandas_kwargs:
     """
     if not columns:
         return df
+    import pandas as pd
+
     if hasattr(path, "seek"):
         path.seek(0)
     elif not isinstance(path, (str, os.PathLike)):
@@ -288,3 +300,116 @@ def _verbatim_numbers(df: pd.DataFrame, path, columns: list[str], pandas_kwargs:
     for c in columns:
         df[c] = [_as_written(p, t, point) for p, t in zip(df[c].to_numpy(dtype=object), raw[c].to_numpy(dtype=object))]
     return df
+
+
+# ----------------------------------------------------------------------------- plain files without pandas
+#: pandas's default missing-value markers (``pandas._libs.parsers.STR_NA_VALUES``; a test keeps
+#: them equal): :func:`read_csv` reads a label written as one of them as missing.
+PANDAS_NA_MARKERS: frozenset[str] = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+    "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+#: Rows a plain file may have: pandas reads longer files in chunks, whose type inference may warn.
+PLAIN_MAX_ROWS = 100_000
+_PLAIN_MAX_BYTES = 64 * 2**20
+# A number pandas's parser and Python's float() turn into the same double: at most 15 digits in
+# all, leading zeros included (pandas's parser keeps 17, counting them; 15 make an integer below
+# 2^53, exact in double precision) times a power of ten 10^k with |k| <= 22 (exact too), so the
+# one multiplication or division each makes is correctly rounded.
+_PLAIN_NUMBER = re.compile(r"(-?)(\d+)(?:\.(\d*))?(?:[eE]([+-]?\d{1,3}))?")
+_PLAIN_MAX_DIGITS = 15
+_PLAIN_MAX_POWER = 22
+# Characters that make a file less than plain: quotes (pandas's quoting), carriage returns, NUL,
+# and the line breaks of str.splitlines other than "\n" (sniff splits the header line with it).
+_NOT_PLAIN = re.compile('["\r\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]')
+
+
+def _plain_number(text: str) -> float | None:
+    """The number a cell writes, when pandas reads it as exactly this double; else None."""
+    m = _PLAIN_NUMBER.fullmatch(text)
+    if m is None:
+        return None
+    sign, whole, frac, exp = m.groups()
+    frac = frac or ""
+    power = int(exp or 0) - len(frac)
+    if len(whole) + len(frac) > _PLAIN_MAX_DIGITS or abs(power) > _PLAIN_MAX_POWER:
+        return None
+    value = float(text)
+    if sign and value == 0.0:
+        return None  # -0: pandas reads an integer column's -0 as +0
+    return value
+
+
+def read_csv_plain(path: str | os.PathLike, effect: str, *, se: str | None = None, variance: str | None = None,
+                   label: str | None = None, name: str | None = None) -> MetaData | None:
+    """Read a plain CSV file of studies without pandas, as :func:`read_csv` would; None if not plain.
+
+    :func:`read_csv` tries this first (no covariates, separator and encoding not given) and
+    reads the file with pandas whenever it returns None, so every message about a file stays
+    :func:`read_csv`'s. A file is plain when nothing about it needs a rule of pandas's or of
+    the checks: UTF-8 text without a byte-order mark, not compressed, comma-separated (no
+    ``;``, tab or ``|`` in the header, which :func:`sniff` would choose), no quotes, carriage
+    returns or blank lines, unique header names without surrounding spaces, every row with
+    the header's number of fields, at most :data:`PLAIN_MAX_ROWS` rows; the effect and
+    standard-error (or variance) columns plain decimal numbers that pandas reads as the same
+    double (at most 15 digits in all, powers of ten up to 22, no ``-0``); labels without surrounding
+    spaces and none a pandas missing-value marker (:data:`PANDAS_NA_MARKERS`); and the data
+    passing :class:`~metapool.MetaData`'s checks (any failure: None, so that :func:`read_csv`
+    reports it).
+
+    Parameters
+    ----------
+    path : str or path-like
+    effect, se, variance, label, name
+        As :func:`read_csv` (exactly one of ``se`` and ``variance``); ``name`` is used as given.
+
+    Returns
+    -------
+    MetaData or None
+        Equal, field for field, to what :func:`read_csv` returns for the file; None when the
+        file is not plain.
+    """
+    if (se is None) == (variance is None):
+        return None
+    try:
+        if Path(path).stat().st_size > _PLAIN_MAX_BYTES:
+            return None
+        raw = Path(path).read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if raw.startswith((b"\x1f\x8b", codecs.BOM_UTF8)) or _NOT_PLAIN.search(text):
+        return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if len(lines) < 3 or len(lines) > PLAIN_MAX_ROWS + 1 or "" in lines:
+        return None
+    header = lines[0].split(",")
+    if any(c in lines[0] for c in SEPARATORS[1:]) or len(set(header)) != len(header) \
+            or any(h != h.strip() or h in PANDAS_NA_MARKERS for h in header):
+        return None
+    numeric = [c for c in (effect, se, variance) if c is not None]
+    if any(c not in header for c in numeric) or (label is not None and (label not in header or label in numeric)):
+        return None
+    rows = [line.split(",") for line in lines[1:]]
+    if any(len(r) != len(header) for r in rows):
+        return None
+    values: dict[str, np.ndarray] = {}
+    for col in numeric:
+        k = header.index(col)
+        cells = [_plain_number(r[k]) for r in rows]
+        if None in cells:
+            return None
+        values[col] = np.array(cells, dtype=float)
+    labels = None
+    if label is not None:
+        k = header.index(label)
+        labels = [r[k] for r in rows]
+        if any(t != t.strip() or t in PANDAS_NA_MARKERS for t in labels):
+            return None
+    try:
+        return MetaData._from_columns(len(rows), values[effect], None if se is None else values[se],
+                                      None if variance is None else values[variance], labels, effect, se,
+                                      variance, label, name)
+    except InputError:
+        return None

@@ -11,6 +11,7 @@ digits (used by the ``metapool`` command).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # pandas and xarray are imported where they are used: they ar
     import xarray as xr
 
 __all__ = ["coda_table", "format_coda", "format_table", "format_number", "flat_draws", "CODA_QUANTILES",
-           "CODA_STAT_COLUMNS", "shortest_interval"]
+           "CODA_STAT_COLUMNS", "shortest_interval", "PlainTable"]
 
 #: Quantiles coda's ``summary.mcmc`` reports (the package's default set).
 CODA_QUANTILES: tuple[float, ...] = layout.DEFAULT_QUANTILES
@@ -221,6 +222,53 @@ def shortest_interval(quantile: Callable[[float], float], prob: float = layout.D
     return quantile(c), quantile(c + prob)
 
 
+# ----------------------------------------------------------------------------- plain tables
+@dataclass(frozen=True, eq=False)
+class PlainTable:
+    """A numeric table without pandas: row names, column names and the values, rows x columns.
+
+    What the exact engine's summary is before it becomes a DataFrame
+    (:meth:`metapool.analytic.ExactPosterior.summary_table`): :func:`format_table` prints it
+    exactly as it prints :meth:`to_frame`'s DataFrame, so a command that only prints a summary
+    need not import pandas.
+
+    Attributes
+    ----------
+    index : sequence of str
+        Row names (flat parameter names such as ``tau``, ``theta[A]``).
+    columns : tuple of str
+        Column names (``mean``, ``sd``, ``q2.5``, ...), each once.
+    values : ndarray, shape (len(index), len(columns))
+        The numbers (float); :meth:`to_frame` hands this array to the DataFrame without a copy.
+    index_name : str or None
+        The name of the DataFrame's index (``parameter``).
+    """
+
+    index: Sequence[str]
+    columns: tuple[str, ...]
+    values: np.ndarray
+    index_name: str | None = "parameter"
+
+    def __post_init__(self) -> None:
+        shape = (len(self.index), len(self.columns))
+        if np.shape(self.values) != shape:
+            raise ValueError(f"values have shape {np.shape(self.values)}; the names need {shape}")
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"column names must be unique; got {list(self.columns)}")
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table as a DataFrame (index named :attr:`index_name`, float columns).
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        import pandas as pd
+
+        index = pd.Index(self.index, dtype=object, copy=False, name=self.index_name)
+        return pd.DataFrame(self.values, index=index, columns=list(self.columns), copy=False)
+
+
 # ----------------------------------------------------------------------------- printing
 def format_number(value: float, digits: int = 4) -> str:
     """A number with ``digits`` significant figures; scientific when tiny or huge.
@@ -256,13 +304,15 @@ def _column_formatter(column: str, digits: int):
     return lambda v: format_number(v, digits)
 
 
-def format_table(table: pd.DataFrame, digits: int = 4) -> str:
+def format_table(table: pd.DataFrame | PlainTable, digits: int = 4) -> str:
     """A summary table as fixed-width text with ``digits`` significant figures.
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        Numeric columns (a summary from either engine, a coda table, a validation table).
+    table : pandas.DataFrame or PlainTable
+        Numeric columns (a summary from either engine, a coda table, a validation table). A
+        :class:`PlainTable` prints without pandas, character for character as its
+        :meth:`PlainTable.to_frame` would.
     digits : int, default 4
         Significant figures of location / scale columns; ``ess_*`` print as integers and
         ``r_hat`` with three decimals.
@@ -272,6 +322,8 @@ def format_table(table: pd.DataFrame, digits: int = 4) -> str:
     str
         ``DataFrame.to_string`` output; NaN prints as ``NA``.
     """
+    if isinstance(table, PlainTable):
+        return _format_plain(table, digits)
     import pandas as pd
 
     formatters = {
@@ -284,6 +336,44 @@ def format_table(table: pd.DataFrame, digits: int = 4) -> str:
     for c in formatters:
         shown[c] = shown[c].astype(float)
     return shown.to_string(formatters=formatters, na_rep="NA")
+
+
+def _escaped(label: Any) -> str:
+    """A label as ``DataFrame.to_string`` writes it: tabs and line breaks escaped."""
+    text = str(label)
+    for char, escape in (("\t", "\\t"), ("\r", "\\r"), ("\n", "\\n")):
+        text = text.replace(char, escape)
+    return text
+
+
+def _labels_as_pandas(labels: Sequence[Any]) -> list[str]:
+    """Row or column labels as pandas formats an object Index: escaped, one leading space each,
+    then the leading whitespace every label shares removed."""
+    texts = [" " + _escaped(v) for v in labels]
+    common = min(len(t) - len(t.lstrip()) for t in texts)
+    return [t[common:] for t in texts]
+
+
+def _format_plain(table: PlainTable, digits: int) -> str:
+    """:func:`format_table` of a :class:`PlainTable` without pandas.
+
+    ``DataFrame.to_string(formatters=..., na_rep="NA")`` of the same table: the index column
+    left-justified under an empty header, each column's cells (NaN as ``NA``, else the column's
+    formatter) and its name right-justified to a common width, columns joined by one space.
+    """
+    if len(table.index) == 0 or len(table.columns) == 0:
+        return format_table(table.to_frame(), digits)  # pandas's own text for an empty table
+    values = np.asarray(table.values, dtype=float)
+    labels = _labels_as_pandas(table.index)
+    width = max(map(len, labels))
+    columns = [["", *(t.ljust(width) for t in labels)]]
+    for j, (name, head) in enumerate(zip(table.columns, _labels_as_pandas(table.columns))):
+        fmt = _column_formatter(str(name), digits)
+        cells = ["NA" if math.isnan(v) else fmt(v) for v in values[:, j]]
+        width = max(len(head), *map(len, cells))
+        columns.append([c.rjust(width) for c in (head, *cells)])
+    widths = [max(map(len, c)) + 1 for c in columns[:-1]] + [max(map(len, columns[-1]))]
+    return "\n".join("".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in zip(*columns))
 
 
 def format_coda(table: pd.DataFrame, digits: int = 4) -> str:

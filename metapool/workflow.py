@@ -9,6 +9,7 @@ is a :class:`~metapool.errors.InputError`.
 
 from __future__ import annotations
 
+import functools
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from metapool import layout, outputs
 from metapool.data import MetaData
 from metapool.errors import InputError
 from metapool.spec import ModelSpec, model_spec
+from metapool.summaries import PlainTable
 
 if TYPE_CHECKING:  # pandas is imported where it is used: `metapool --help` and argument errors do without it
     import pandas as pd
@@ -139,7 +141,7 @@ def load_data(source: str | Path, *, effect: str | None = None, se: str | None =
                            sep=sep, encoding=encoding)
     if raw_columns or sep or encoding:
         raise InputError("--counts, --events, --means, --cor, --sep and --encoding apply to CSV files")
-    names = list(datasets.list_datasets()["name"])
+    names = list(datasets.dataset_names())
     if src not in names:
         if path.exists():
             raise InputError(f"{src} is not a file")
@@ -213,8 +215,12 @@ class FitResult:
     ----------
     spec : ModelSpec
     engine : {"exact", "nuts"}
+    summary : PlainTable or pandas.DataFrame
+        The summary as the engine made it (flat parameter names; MCMC columns for NUTS): the
+        exact engine's is a :class:`~metapool.summaries.PlainTable`, which
+        :func:`~metapool.summaries.format_table` prints without pandas.
     table : pandas.DataFrame
-        The summary (flat parameter names; MCMC columns for NUTS).
+        The summary as a DataFrame (a property: made from ``summary`` on first use).
     exact : ExactPosterior or None
         The exact posterior (exact engine).
     draws : xarray.DataTree or None
@@ -225,7 +231,7 @@ class FitResult:
 
     spec: ModelSpec
     engine: str
-    table: pd.DataFrame
+    summary: PlainTable | pd.DataFrame
     exact: Any = None
     draws: Any = None
     seconds: float = 0.0
@@ -234,6 +240,11 @@ class FitResult:
     @property
     def data(self) -> MetaData:
         return self.spec.data
+
+    @functools.cached_property
+    def table(self) -> pd.DataFrame:
+        """The summary as a DataFrame (index ``parameter``)."""
+        return self.summary.to_frame() if isinstance(self.summary, PlainTable) else self.summary
 
     def header(self) -> str:
         """The first line of the printed table: data, priors, engine."""
@@ -383,7 +394,7 @@ def fit(data: MetaData | ModelSpec, *, engine: str = "exact", tau_prior: Any = N
         from metapool import analytic
 
         post = analytic.fit(spec)
-        table = post.summary()
+        table = post.summary_table()
         dt = None
         if with_draws:
             d = ENGINE_DEFAULTS["exact"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,22 @@ def test_cli_exact_fit_imports_no_heavy_package():
             "assert rc == 0 and out.getvalue().startswith('parameter,'), (rc, out.getvalue()[:200])")
     loaded = _all_modules(body)
     assert _loaded(loaded, HEAVY + ("xarray", "scipy.stats", "scipy.optimize", "metapool.heterogeneity")) == []
+
+
+SEED_CSV = str(Path(metapool.__file__).parent / "datasets" / "seed_countries_simulated.csv")
+
+
+@pytest.mark.parametrize("argv", [["fit", "seed_countries"],
+                                  ["fit", SEED_CSV, "--effect", "X_beta", "--se", "X_stderr", "--label", "country"]],
+                         ids=["by name", "readme csv"])
+def test_cold_exact_fit_table_imports_no_pandas(argv):
+    """The default ``metapool fit`` (exact, table, no --out) reads, fits and prints without pandas
+    (nor pyarrow, xarray, arviz, matplotlib, pymc): issue 13's cold-start target."""
+    body = ("import contextlib, io\n"
+            "from metapool.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            f"    rc = main({argv!r})\n"
+            "lines = out.getvalue().splitlines()\n"
+            "assert rc == 0 and lines[3].startswith('tau ') and len(lines) == 166, (rc, lines[:4])")
+    loaded = _all_modules(body)
+    assert _loaded(loaded, HEAVY + ("pandas", "pyarrow", "xarray", "arviz", "scipy.stats", "scipy.optimize")) == []

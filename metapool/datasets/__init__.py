@@ -10,17 +10,18 @@ shipped in the wheel.
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import numpy as np
-import pandas as pd
-
-from metapool import effects
+from metapool import effects, io
 from metapool.data import MetaData
 from metapool.errors import InputError
 
-__all__ = ["load", "load_frame", "list_datasets", "has_option", "eight_schools", "bcg", "seed_countries",
-           "normand1999", "hine1989", "molloy2014"]
+if TYPE_CHECKING:  # pandas is imported where it is used: eight_schools and seed_countries load without it
+    import pandas as pd
+
+__all__ = ["load", "load_frame", "list_datasets", "dataset_names", "has_option", "eight_schools", "bcg",
+           "seed_countries", "normand1999", "hine1989", "molloy2014"]
 
 _FILES = {
     "eight_schools": "eight_schools.csv",
@@ -50,9 +51,21 @@ def load_frame(name: str) -> pd.DataFrame:
     -------
     pandas.DataFrame
     """
+    import pandas as pd
+
     path = resources.files(__name__).joinpath(_FILES[_check_name(name)])
     with path.open("r", encoding="utf-8") as fh:
         return pd.read_csv(fh)
+
+
+def _study_columns(name: str, *, effect: str, se: str, label: str, title: str) -> MetaData:
+    """A data set whose table holds effects, standard errors and labels: read by
+    :func:`metapool.io.read_csv_plain` (no pandas) where the file is plain, else from :func:`load_frame`."""
+    path = Path(__file__).with_name(_FILES[_check_name(name)])
+    data = io.read_csv_plain(path, effect, se=se, label=label, name=title) if path.is_file() else None
+    if data is None:
+        data = MetaData.from_dataframe(load_frame(name), effect=effect, se=se, label=label, name=title)
+    return data
 
 
 def eight_schools(unrounded: bool = False) -> MetaData:
@@ -79,8 +92,8 @@ def eight_schools(unrounded: bool = False) -> MetaData:
     Roever, C. bayesmeta R package, data ``Rubin1981``.
     """
     suffix = "_unrounded" if unrounded else ""
-    return MetaData.from_dataframe(load_frame("eight_schools"), effect=f"effect{suffix}", se=f"se{suffix}",
-                                   label="school", name="eight_schools" + (" (unrounded)" if unrounded else ""))
+    return _study_columns("eight_schools", effect=f"effect{suffix}", se=f"se{suffix}", label="school",
+                          title="eight_schools" + (" (unrounded)" if unrounded else ""))
 
 
 def bcg_frame(measure: str = "RR") -> pd.DataFrame:
@@ -159,8 +172,8 @@ def seed_countries() -> MetaData:
     Treatment Effects" (ARH, 2025); the values are simulated from the normal-normal model with
     mu = 0.0105 and tau = 0.0025.
     """
-    return MetaData.from_dataframe(load_frame("seed_countries"), effect="X_beta", se="X_stderr",
-                                   label="country", name="seed_countries (SIMULATED)")
+    return _study_columns("seed_countries", effect="X_beta", se="X_stderr", label="country",
+                          title="seed_countries (SIMULATED)")
 
 
 def normand1999(measure: str = "MD", vtype: str = "LS") -> MetaData:
@@ -295,7 +308,19 @@ def list_datasets() -> pd.DataFrame:
     pandas.DataFrame
         Columns ``name``, ``J``, ``description``, ``source``; one row per data set.
     """
+    import pandas as pd
+
     return pd.DataFrame(_LISTING, columns=["name", "J", "description", "source"])
+
+
+def dataset_names() -> tuple[str, ...]:
+    """The bundled data sets' names, in :func:`list_datasets`'s order (without pandas).
+
+    Returns
+    -------
+    tuple of str
+    """
+    return tuple(row[0] for row in _LISTING)
 
 
 def load(name: str, **kwargs: Any) -> MetaData:
