@@ -43,17 +43,17 @@ def seed_comparison(S: int) -> None:
 
     d = datasets.load("seed_countries")
     J = d.J
-    engine_fit = best_of(lambda: fit(d), repeat=31)
+    engine_fit = best_of(lambda: fit(d), repeat=31, warmup=3)
     post = fit(d)
-    job = best_of(lambda: post.sample(draws=S, chains=1, seed=1, predictive=False), repeat=31)
-    job_1 = best_of(lambda: post.sample(draws=S, chains=1, seed=1, predictive=False, threads=1), repeat=31)
-    full = best_of(lambda: post.sample(draws=S, chains=1, seed=1), repeat=31)
-    full_1 = best_of(lambda: post.sample(draws=S, chains=1, seed=1, threads=1), repeat=31)
+    job = best_of(lambda: post.sample(draws=S, chains=1, seed=1, predictive=False), repeat=31, warmup=3)
+    job_1 = best_of(lambda: post.sample(draws=S, chains=1, seed=1, predictive=False, threads=1), repeat=31, warmup=3)
+    full = best_of(lambda: post.sample(draws=S, chains=1, seed=1), repeat=31, warmup=3)
+    full_1 = best_of(lambda: post.sample(draws=S, chains=1, seed=1, threads=1), repeat=31, warmup=3)
     rng = np.random.default_rng(0)
     n_job = S * (d.p + J + 1)                 # beta, theta_j, theta_new
     n_full = S * (d.p + 2 * J + 1)            # and y_rep_j
-    floor_job = best_of(lambda: rng.standard_normal(n_job), repeat=31)
-    floor_full = best_of(lambda: rng.standard_normal(n_full), repeat=31)
+    floor_job = best_of(lambda: rng.standard_normal(n_job), repeat=31, warmup=3)
+    floor_full = best_of(lambda: rng.standard_normal(n_full), repeat=31, warmup=3)
     transcription = best_of(lambda: original_analysis(d.y, d.se, S, seed=0), repeat=3)
     summary = best_of(lambda: post.summary(), repeat=3)
     threads = min(default_threads(), -(-S // 1024))
