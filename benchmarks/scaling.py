@@ -111,7 +111,7 @@ def seed_rows(draws: int) -> None:
     # Steady state after warm-up calls, in rounds that alternate the jobs with the floor so that a
     # change of the machine's speed during the run moves both sides of each ratio alike.
     job = job_1 = floor = cpu_1 = cpu_floor = np.inf
-    for _ in range(3):
+    for _ in range(5):
         job = min(job, best_of(job_fn, 11, warmup=3))
         job_1 = min(job_1, best_of(job1_fn, 11, warmup=3))
         floor = min(floor, best_of(floor_fn, 11, warmup=3))
