@@ -12,11 +12,32 @@ import math
 from functools import lru_cache
 from typing import Callable, NamedTuple
 
+import importlib
+
 import numpy as np
-from scipy import special
 
 from metapool.analytic._threads import run as run_threads
 from metapool.summaries import shortest_interval
+
+class LazyModule:
+    """A module imported at its first attribute access, each attribute then kept on this object.
+
+    ``import metapool.analytic`` does not import ``scipy.special`` (about 0.25 s of a 0.4 s
+    import, most of it scipy's own array-API set-up): a fit needs none of it, and the summaries,
+    which do, import it on their first call (``benchmarks/startup.py``).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        value = getattr(importlib.import_module(self._name), attr)
+        setattr(self, attr, value)       # later lookups are plain attribute reads
+        return value
+
+
+#: ``scipy.special``, imported when first used (:class:`LazyModule`); the engine's modules use this.
+special = LazyModule("scipy.special")
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 # Elements per temporary (nodes x studies) block: bounds memory for a million studies.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from scipy import special
+from metapool.analytic._base import special  # scipy.special, imported when first used
 
 from metapool import layout
 from metapool.data import MetaData

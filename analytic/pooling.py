@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from scipy import special
+from metapool.analytic._base import special  # scipy.special, imported when first used
 
 from metapool import checks, layout
 from metapool.data import MetaData

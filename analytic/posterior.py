@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special
+from metapool.analytic._base import special  # scipy.special, imported when first used
 
 from metapool.data import MetaData
 from metapool.errors import InputError

@@ -60,6 +60,33 @@ def test_import_leaves_pandas_and_the_rest_out(module):
     assert _loaded(_all_modules(f"import {module}"), HEAVY + LAZY) == []
 
 
+def test_engine_import_and_fit_leave_scipy_out_until_a_summary():
+    """scipy.special (most of the engine's import time) loads at the first summary, not before."""
+    body = ("from metapool import MetaData, analytic\n"
+            "before = sorted(sys.modules)\n"
+            f"post = analytic.fit(MetaData.from_arrays({EIGHT_Y}, {EIGHT_SE}))\n"
+            "after_fit = sorted(sys.modules)\n"
+            "post.summary_table()\n"
+            "print(json.dumps([before, after_fit]))")
+    out = subprocess.run([sys.executable, "-c", PROBE.format(body=body)], capture_output=True, text=True,
+                         check=True)
+    before, after_fit = (set(m) for m in json.loads(out.stdout.strip().splitlines()[-2]))
+    after_summary = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert _loaded(before, ("scipy",)) == [] and _loaded(after_fit, ("scipy",)) == []
+    assert "scipy.special" in after_summary
+
+
+def test_lazy_special_is_scipy_special():
+    """The engine's lazy scipy.special hands out scipy's own functions."""
+    from scipy import special as real
+
+    from metapool.analytic._base import special
+
+    assert special.ndtr is real.ndtr and special.ndtri is real.ndtri and special.logsumexp is real.logsumexp
+    with pytest.raises(AttributeError):
+        special.no_such_function
+
+
 def test_fit_and_summary_in_a_fresh_process():
     """Fitting and summarising work after importing only the engine (pandas loads for the table),
     and give the same numbers as in this process; still no statsmodels, formulaic, xarray or scipy.stats."""
