@@ -1031,7 +1031,7 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
             f"< {math.exp(X_RANGE[1]):.1e} (tau prior {tau_prior.spec}, beta prior {prob.beta_prior.spec}): "
             "the prior's scale and the data's are too far apart for double precision; rescale the "
             "effects and standard errors together with the priors' scales")
-    i = int(np.nanargmax(np.where(np.isfinite(fs), fs, -np.inf)))
+    i = int(np.argmax(np.where(np.isfinite(fs), fs, -np.inf)))
     a, b = xs[max(i - 1, 0)], xs[min(i + 1, xs.size - 1)]
     # Zoom on the mode with batches of points (one evaluation per round, cheap for small J).
     xm, fm = float(xs[i]), float(fs[i])
@@ -1041,7 +1041,7 @@ def _find_domain(prob: Problem, m_right: int) -> tuple[float, float, float, floa
     for _ in range(6):
         grid = np.linspace(a, b, n_zoom)
         fg = f(grid)
-        j = int(np.nanargmax(fg))
+        j = int(np.argmax(fg))       # _logf_log maps NaN to -inf
         if fg[j] >= fm:
             xm, fm = float(grid[j]), float(fg[j])
         step = grid[1] - grid[0]
