@@ -124,7 +124,7 @@ def _blocks(seg: slice, rows: int) -> list[slice]:
     return [slice(lo, min(seg.stop, lo + size)) for lo in range(seg.start, seg.stop, size)]
 
 
-def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
+def _segment(job: _Job, seg: slice, stream: np.random.SeedSequence) -> None:
     """beta, theta (and y_rep, log-likelihood) for the draws in ``seg``, block by block.
 
     theta = x'beta + w (y - x'beta) + z sqrt(w) s with w = tau^2 / (tau^2 + s^2) is computed as
@@ -140,6 +140,7 @@ def _segment(job: _Job, seg: slice, rng: np.random.Generator) -> None:
     of y_rep's, so theta is the same with or without the predictive groups.
     """
     J = job.theta.shape[1]
+    rng = _generator(stream)        # built here, in the segment's thread: off the serial path
     blocks = _blocks(seg, job.rows)
     try:                                                   # buffers a finished segment left
         R, V = job.scratch.get_nowait()
@@ -193,18 +194,25 @@ def _predictive(job: _Job, blocks: list[slice], rng: np.random.Generator, V: np.
             L += job.log_const                             # log N(y | theta, s^2)
 
 
-def _spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
-    """The segments' streams: SFC64 generators seeded from n SeedSequences spawned from rng's.
+def _spawn(rng: np.random.Generator, n: int) -> list[np.random.SeedSequence]:
+    """The segments' seeds: n SeedSequences spawned from rng's (each becomes a stream by
+    :func:`_generator`).
 
-    SFC64 rather than the seed's PCG64 because theta's normals are most of the draws' cost and
-    numpy draws normals about a fifth faster from SFC64 (7.3 against 9.2 ns each measured here);
-    spawned sequences make the streams independent of each other and of the seed's own stream.
+    Spawned sequences make the streams independent of each other and of the seed's own stream.
     """
     try:
-        seqs = rng.bit_generator.seed_seq.spawn(n)
+        return rng.bit_generator.seed_seq.spawn(n)
     except (AttributeError, NotImplementedError):  # a bit generator built without a SeedSequence
-        seqs = np.random.SeedSequence(rng.integers(2**63, size=4)).spawn(n)
-    return [np.random.Generator(np.random.SFC64(s)) for s in seqs]
+        return np.random.SeedSequence(rng.integers(2**63, size=4)).spawn(n)
+
+
+def _generator(seq: np.random.SeedSequence) -> np.random.Generator:
+    """A segment's stream: an SFC64 generator seeded from its SeedSequence.
+
+    SFC64 rather than the seed's PCG64 because theta's normals are most of the draws' cost and
+    numpy draws normals about a fifth faster from SFC64 (7.3 against 9.2 ns each measured here).
+    """
+    return np.random.Generator(np.random.SFC64(seq))
 
 
 def draw(post, draws: int, chains: int, seed, predictive: bool = True, threads: int | None = None,
