@@ -10,10 +10,10 @@ Data (seeded, ``numpy.random.default_rng(20261202)``): per group J ~ U{5..80}, t
 half-normal(0.3), mu_g ~ N(0, 0.5), s_j ~ U(0.05, 0.5), theta_j ~ N(mu_g, tau_g^2),
 y_j ~ N(theta_j, s_j^2); fitted with tau ~ halfnormal(1), flat mu.
 
-Measured 2026-12-02 on the 2-core development machine, idle (load average about 1): two full
+Measured 2026-12-02 on the 2-core development machine, idle (load average about 1): three full
 runs after the small-fit fast paths (fit of a group ~3 ms, summary ~5 ms, the rest ~0.5 ms of one
-core): 2 local processes 42.1 and 42.8 s (8.4-8.6 ms of one core per group), a 2-worker Dask
-LocalCluster 44.2 and 48.7 s, tables identical. Earlier the same day, before them (fit ~4 ms per
+core): 2 local processes 42.1, 42.8 and 41.7 s (8.3-8.6 ms of one core per group), a 2-worker Dask
+LocalCluster 44.2, 48.7 and 44.9 s, tables identical. Earlier the same day, before them (fit ~4 ms per
 group), 49.7-66.3 s local and 57.7-67.4 s on Dask, while the machine's speed drifted by about
 30 % (numpy's 810,000 normals took 7.6 to 10.1 ms). The Dask workers run without Dask's eager
 malloc trimming and its stack profiler (DASK_WORKER_CONFIG below; with Dask's defaults a run
