@@ -363,10 +363,17 @@ class ExactPosterior:
     def _study_moments(kind: str, tau: np.ndarray, cond: B.Conditional, y: np.ndarray, se2: np.ndarray,
                        X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Conditional mean and sd (K, R) of theta (or y_pred) of studies (y, se2, X), real or not."""
+        m, v = ExactPosterior._study_moments_var(kind, tau, cond, y, se2, X)
+        return m, np.sqrt(v)
+
+    @staticmethod
+    def _study_moments_var(kind: str, tau: np.ndarray, cond: B.Conditional, y: np.ndarray, se2: np.ndarray,
+                           X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_study_moments` with variances instead of sds (y_pred adds s^2 to theta's)."""
         m, v = B.theta_moments(tau, cond, y, se2, X)
         if kind == "y_pred":
-            v = v + se2[None, :]
-        return m, np.sqrt(v)
+            v += se2[None, :]
+        return m, v
 
     def _group_size(self, kind: str) -> int:
         return {"beta": self.data.p, "theta_new": 1}.get(kind, self.data.J)
@@ -447,10 +454,8 @@ class ExactPosterior:
         for sl in B.chunks(idx.size, tau.size) if kind in ("theta", "y_pred") else [slice(None)]:
             if kind in ("theta", "y_pred"):        # from the variances: no square root and square again
                 r = idx[sl]
-                m, v = B.theta_moments(tau, cond, d.y[r], d.variance[r], d.X[r])
-                if kind == "y_pred":
-                    v += d.variance[r][None, :]
-                mean[sl], sd[sl] = B.mixture_mean_sd_var(w, m, v)
+                mean[sl], sd[sl] = B.mixture_mean_sd_var(
+                    w, *self._study_moments_var(kind, tau, cond, d.y[r], d.variance[r], d.X[r]))
                 continue
             m, s = self._group_moments(kind, tau, cond, idx[sl] if kind != "theta_new" else slice(None))
             mean[sl], sd[sl] = B.mixture_mean_sd(w, m, s)

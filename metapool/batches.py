@@ -210,15 +210,10 @@ def _fit_chunk(task: tuple[pd.DataFrame, list[tuple[int, Any, int, int, np.rando
 
 def _values(table: PlainTable | pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
     """A group's summary as floats in the batch's column order (a column it lacks: NaN)."""
-    have = tuple(table.columns)
-    values = np.asarray(table.values if isinstance(table, PlainTable) else table.to_numpy(dtype=float), dtype=float)
-    if have == columns:
-        return values
-    out = np.full((values.shape[0], len(columns)), np.nan)
-    for k, c in enumerate(columns):
-        if c in have:
-            out[:, k] = values[:, have.index(c)]
-    return out
+    if tuple(table.columns) == columns:
+        return np.asarray(table.values, dtype=float)
+    frame = table.to_frame() if isinstance(table, PlainTable) else table
+    return frame.reindex(columns=list(columns)).to_numpy(dtype=float)
 
 
 # ----------------------------------------------------------------------------- progress
